@@ -1,0 +1,94 @@
+"""The CNN: the original layout by default, every tunable setting honoured, real training."""
+
+from __future__ import annotations
+
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from fmnist.data import stratified_split, stratified_subset
+from fmnist.model import ModelConfig, build, one_hot
+
+
+def _layer_summary(model: keras.Model) -> list[tuple[str, object]]:
+    described = []
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if kind == "Conv2D":
+            described.append((kind, layer.filters))
+        elif kind == "Dense":
+            described.append((kind, layer.units))
+        elif kind == "Dropout":
+            described.append((kind, layer.rate))
+        elif kind in ("BatchNormalization", "MaxPooling2D", "Flatten"):
+            described.append((kind, None))
+    return described
+
+
+def test_default_config_is_the_original_layout() -> None:
+    model = build()
+    assert _layer_summary(model) == [
+        ("Conv2D", 32), ("BatchNormalization", None), ("MaxPooling2D", None), ("Dropout", 0.25),
+        ("BatchNormalization", None), ("Conv2D", 64), ("MaxPooling2D", None), ("Dropout", 0.25),
+        ("BatchNormalization", None), ("Conv2D", 128), ("Dropout", 0.4),
+        ("Flatten", None), ("BatchNormalization", None), ("Dense", 128), ("Dropout", 0.3), ("Dense", 10),
+    ]
+    first_conv = next(layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
+    assert type(first_conv.kernel_initializer).__name__ == "HeNormal"
+    assert model.count_params() == 246_666
+    assert isinstance(model.optimizer, keras.optimizers.Adam)
+    assert model.input_shape == (None, 28, 28) and model.output_shape == (None, 10)
+
+
+def test_config_changes_the_network() -> None:
+    config = ModelConfig(filters_1=16, filters_2=48, filters_3=96, dense_units=64, dropout_3=0.1,
+                         optimizer="sgd", learning_rate=0.05, label_smoothing=0.1, augment=True)
+    model = build(config)
+    summary = _layer_summary(model)
+    assert [units for kind, units in summary if kind == "Conv2D"] == [16, 48, 96]
+    assert ("Dense", 64) in summary and ("Dropout", 0.1) in summary
+    assert isinstance(model.optimizer, keras.optimizers.SGD)
+    assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(0.05)
+    assert {"RandomFlip", "RandomTranslation"} <= {type(layer).__name__ for layer in model.layers}
+    assert model.loss.get_config()["label_smoothing"] == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"filters_1": 0}, "filters_1 must be a positive integer"),
+        ({"dropout_2": 1.0}, r"dropout_2 must be in \[0, 1\)"),
+        ({"learning_rate": 0.0}, "learning_rate must be positive"),
+        ({"optimizer": "adagrad"}, "optimizer must be one of adam, adamw, sgd, rmsprop"),
+        ({"weight_decay": -1.0}, "weight_decay must be >= 0"),
+    ],
+)
+def test_bad_config_is_refused(settings: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ModelConfig.from_dict(settings)
+
+
+def test_from_dict_ignores_tune_bookkeeping_keys() -> None:
+    config = ModelConfig.from_dict({"filters_2": 80, "max_epochs": 3, "trial_seed": 1})
+    assert config.filters_2 == 80 and config.filters_1 == 32
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mixed_precision", [False, True], ids=["float32", "bfloat16"])
+def test_one_epoch_on_real_images_learns(dataset, mixed_precision: bool) -> None:
+    train, validation = stratified_split(stratified_subset(dataset.train, 3_000), validation_fraction=0.2)
+    model = build(ModelConfig(mixed_precision=mixed_precision, batch_size=64))
+    model.fit(train.images, one_hot(train.labels), batch_size=64, epochs=1, verbose=0)
+    predicted = model.predict(validation.images, verbose=0).argmax(axis=1)
+    accuracy = float(np.mean(predicted == validation.labels))
+    assert accuracy > 0.5, f"validation accuracy {accuracy:.3f} after one epoch on 2,400 real images"
+
+
+def test_fmnist_imports_neither_ray_nor_mlflow() -> None:
+    import subprocess
+
+    code = "import fmnist, fmnist.model, fmnist.metrics, sys; print(sorted(m for m in ('ray', 'mlflow') if m in sys.modules))"
+    finished = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert finished.stdout.strip() == "[]"
