@@ -1,0 +1,139 @@
+"""`python -m tuning.search`: the whole search, from data to a registered champion.
+
+Example:
+    python -m tuning.search --smoke-test
+    python -m tuning.search --num-samples 20 --max-epochs 10 --tracking-uri http://127.0.0.1:5000
+"""
+
+from __future__ import annotations
+
+import sys
+from argparse import Namespace
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search.optuna import OptunaSearch
+
+from fmnist.data import DatasetError, FashionMNIST, load, resolve_data_dir, stratified_split, stratified_subset
+from tuning import options as cli
+from tuning import registry, search_state, tracking
+from tuning.mlflow_logging import TrialRunsCallback
+from tuning.space import SearchSpace, SearchSpaceError, load_space
+from tuning.summary import print_summary
+from tuning.tensorboard_images import ConfusionMatrixImagesCallback
+from tuning.trainable import load_checkpoint_model, train_cnn
+
+def main(argv: list[str] | None = None) -> int:
+    options = cli.parse(argv)
+    try:
+        space = load_space(options.config)
+        dataset = load(options.data_dir)
+        tracking_uri = tracking.resolve_tracking_uri(options.tracking_uri)
+        experiment_id = tracking.connect(tracking_uri, options.experiment_name)
+        _init_ray(options.address)
+        return run(options, space, dataset, tracking_uri, experiment_id)
+    except (SearchSpaceError, DatasetError, tracking.TrackingError, search_state.SearchStateError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def run(options: Namespace, space: SearchSpace, dataset: FashionMNIST, tracking_uri: str, experiment_id: str) -> int:
+    """Search, then evaluate the best trial on the test set and register it."""
+    training = dataset.train
+    if options.train_size:
+        training = stratified_subset(training, options.train_size, seed=options.seed)
+    train, validation = stratified_split(training, options.validation_fraction, seed=options.seed)
+    experiment_path = _storage_path(options.storage_path) + "/" + options.name
+    trainable = tune.with_resources(
+        tune.with_parameters(train_cnn, train=train, validation=validation, max_epochs=options.max_epochs, seed=options.seed),
+        {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial},
+    )
+    if options.resume:
+        parent_run_id = search_state.read(experiment_path)["parent_run_id"]
+        tuner = tune.Tuner.restore(experiment_path, trainable, resume_errored=True)
+    else:
+        inputs = tracking.dataset_inputs(train, validation, dataset.digest, resolve_data_dir(options.data_dir))
+        parent_run_id = tracking.start_parent_run(experiment_id, options.name, _parent_tags(options, dataset))
+        tracking.log_search_settings(parent_run_id, _settings(options), space.source, inputs)
+        tuner = _new_tuner(options, space, trainable, tracking_uri, parent_run_id, inputs)
+        search_state.write(experiment_path, {"parent_run_id": parent_run_id})
+    results = tuner.fit()
+    if not _all_trials_ended(results):
+        print(f"search interrupted; continue it with: python -m tuning.search --resume --name {options.name} "
+              f"--storage-path {options.storage_path}", file=sys.stderr)
+        return 130
+    best = results.get_best_result(options.metric, options.mode, scope="all")
+    model = load_checkpoint_model(best.get_best_checkpoint(options.metric, options.mode))
+    test_metrics = registry.evaluate(model, dataset.test)
+    registry.log_outcome(parent_run_id, test_metrics)
+    registration = registry.register(parent_run_id, model, dataset.test, test_metrics.accuracy, options.model_name)
+    tracking.finish_parent_run(parent_run_id, best)
+    print_summary(results, options, best, test_metrics, registration, parent_run_id, tracking_uri)
+    return 0
+
+
+def _new_tuner(
+    options: Namespace, space: SearchSpace, trainable: Any, tracking_uri: str, parent_run_id: str, inputs: list
+) -> tune.Tuner:
+    searcher = OptunaSearch(points_to_evaluate=[space.baseline()], seed=options.seed)
+    scheduler = ASHAScheduler(
+        time_attr="training_iteration", max_t=options.max_epochs,
+        grace_period=options.grace_period, reduction_factor=options.reduction_factor,
+    )
+    callbacks = [
+        TrialRunsCallback(tracking_uri, options.experiment_name, parent_run_id, inputs),
+        ConfusionMatrixImagesCallback(),
+    ]
+    return tune.Tuner(
+        trainable,
+        param_space=space.tune_space(),
+        tune_config=tune.TuneConfig(
+            metric=options.metric, mode=options.mode, search_alg=searcher, scheduler=scheduler,
+            num_samples=options.num_samples, max_concurrent_trials=options.max_concurrent_trials,
+            time_budget_s=options.time_budget_s,
+        ),
+        run_config=tune.RunConfig(
+            name=options.name,
+            storage_path=_storage_path(options.storage_path),
+            callbacks=callbacks,
+            checkpoint_config=tune.CheckpointConfig(
+                num_to_keep=2, checkpoint_score_attribute=options.metric, checkpoint_score_order=options.mode,
+            ),
+            failure_config=tune.FailureConfig(max_failures=options.max_failures),
+            verbose=1,
+        ),
+    )
+
+
+def _init_ray(address: str | None) -> None:
+    try:
+        ray.init(address=address, configure_logging=False, log_to_driver=False)
+    except Exception as error:  # Ray raises ConnectionError, RuntimeError or ValueError here
+        where = address or "a local Ray ($RAY_ADDRESS or a new local cluster)"
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise tracking.TrackingError(f"--address {where}: cannot start or reach Ray ({first_line})") from None
+
+
+def _all_trials_ended(results: tune.ResultGrid) -> bool:
+    return all(trial.status in ("TERMINATED", "ERROR") for trial in results._experiment_analysis.trials)
+
+
+def _parent_tags(options: Namespace, dataset: FashionMNIST) -> dict[str, str]:
+    return {"search_name": options.name, "dataset_digest": dataset.digest, "selection_metric": options.metric}
+
+
+def _settings(options: Namespace) -> dict[str, Any]:
+    names = ("num_samples", "max_epochs", "grace_period", "reduction_factor", "max_concurrent_trials", "cpus_per_trial",
+             "gpus_per_trial", "time_budget_s", "seed", "metric", "train_size", "validation_fraction")
+    return {name: getattr(options, name) for name in names}
+
+
+def _storage_path(storage_path: str) -> str:
+    return storage_path if "://" in storage_path else str(Path(storage_path).resolve())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

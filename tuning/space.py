@@ -1,0 +1,169 @@
+"""Search-space YAML -> Ray Tune search space, validated before anything starts.
+
+The file holds one mapping, `search_space`, of model settings (fields of `fmnist.model.ModelConfig`)
+to either a fixed value or a distribution:
+
+    search_space:
+      learning_rate: {type: loguniform, low: 1.0e-4, high: 3.0e-3}
+      filters_1: {type: choice, choices: [32, 48, 64]}
+      dropout_1: {type: uniform, low: 0.1, high: 0.5}
+      dense_units: {type: randint, low: 64, high: 512, step: 64}    # inclusive bounds
+      mixed_precision: false
+
+The original layout (`ModelConfig()`) must lie inside the space: it is evaluated first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from ray import tune
+
+from fmnist.model import ModelConfig
+
+DEFAULT_SPACE_FILE = Path(__file__).with_name("search_space.yaml")
+DISTRIBUTIONS = {
+    "uniform": ("low", "high"),
+    "loguniform": ("low", "high"),
+    "randint": ("low", "high"),
+    "choice": ("choices",),
+}
+OPTIONAL_KEYS = {"randint": ("step",)}
+MODEL_SETTINGS = {field.name: field for field in dataclasses.fields(ModelConfig)}
+
+
+class SearchSpaceError(ValueError):
+    """The search-space file cannot be used; the message names the file and the setting."""
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """The parsed file: distributions to search and values held fixed."""
+
+    source: Path
+    distributions: dict[str, dict[str, Any]]
+    fixed: dict[str, Any]
+
+    def tune_space(self) -> dict[str, Any]:
+        """The `param_space` for `tune.Tuner`."""
+        space: dict[str, Any] = dict(self.fixed)
+        for name, spec in self.distributions.items():
+            space[name] = _tune_domain(spec)
+        return space
+
+    def baseline(self) -> dict[str, Any]:
+        """The original project's config restricted to the searched settings (`points_to_evaluate`)."""
+        defaults = ModelConfig()
+        return {name: getattr(defaults, name) for name in self.distributions}
+
+
+def load_space(path: str | Path = DEFAULT_SPACE_FILE) -> SearchSpace:
+    """Read and validate a search-space YAML file."""
+    source = Path(path)
+    try:
+        document = yaml.safe_load(source.read_text())
+    except FileNotFoundError:
+        raise SearchSpaceError(f"{source}: file not found") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark else ""
+        raise SearchSpaceError(f"{source}: {where}not valid YAML ({getattr(error, 'problem', error)})") from None
+    if not isinstance(document, dict) or set(document) != {"search_space"}:
+        raise SearchSpaceError(f"{source}: expected exactly one top-level key 'search_space'")
+    entries = document["search_space"]
+    if not isinstance(entries, dict) or not entries:
+        raise SearchSpaceError(f"{source}: search_space must be a non-empty mapping of setting -> distribution")
+    distributions, fixed = {}, {}
+    for name, spec in entries.items():
+        where = f"{source}: search_space.{name}"
+        if name not in MODEL_SETTINGS:
+            raise SearchSpaceError(f"{where}: unknown setting; known: {', '.join(MODEL_SETTINGS)}")
+        if isinstance(spec, dict):
+            distributions[name] = _validated_distribution(where, name, spec)
+        else:
+            _check_model_value(where, name, spec)
+            fixed[name] = spec
+    if not distributions:
+        raise SearchSpaceError(f"{source}: search_space holds only fixed values; nothing to search")
+    return SearchSpace(source, distributions, fixed)
+
+
+def _validated_distribution(where: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    kind = spec.get("type")
+    if kind not in DISTRIBUTIONS:
+        raise SearchSpaceError(f"{where}: type must be one of {', '.join(DISTRIBUTIONS)}, got {kind!r}")
+    required = DISTRIBUTIONS[kind]
+    allowed = {"type", *required, *OPTIONAL_KEYS.get(kind, ())}
+    missing = [key for key in required if key not in spec]
+    if missing:
+        raise SearchSpaceError(f"{where}: {kind} needs '{missing[0]}'")
+    unknown = sorted(set(spec) - allowed)
+    if unknown:
+        raise SearchSpaceError(f"{where}: unknown key '{unknown[0]}' for {kind}")
+    if kind == "choice":
+        choices = spec["choices"]
+        if not isinstance(choices, list) or not choices:
+            raise SearchSpaceError(f"{where}: choices must be a non-empty list")
+        for choice in choices:
+            _check_model_value(where, name, choice)
+        candidates = choices
+    else:
+        low, high = spec["low"], spec["high"]
+        numeric = (int,) if kind == "randint" else (int, float)
+        if not all(isinstance(value, numeric) and not isinstance(value, bool) for value in (low, high)):
+            expected = "integers" if kind == "randint" else "numbers"
+            raise SearchSpaceError(f"{where}: low and high must be {expected}, got {low!r} and {high!r}")
+        if not low < high:
+            raise SearchSpaceError(f"{where}: low ({low}) must be below high ({high})")
+        if kind == "loguniform" and low <= 0:
+            raise SearchSpaceError(f"{where}: loguniform needs low > 0, got {low}")
+        step = spec.get("step", 1)
+        if kind == "randint" and (not isinstance(step, int) or step < 1 or (high - low) % step):
+            raise SearchSpaceError(f"{where}: step must be a positive integer dividing high - low, got {step!r}")
+        candidates = [low, high]
+        for bound in candidates:
+            _check_model_value(where, name, bound)
+    _check_contains_baseline(where, name, kind, spec, candidates)
+    return dict(spec)
+
+
+def _check_model_value(where: str, name: str, value: Any) -> None:
+    """A value is valid when the model accepts it; ModelConfig.validate says why not."""
+    expected_type = type(getattr(ModelConfig(), name))
+    if expected_type is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, expected_type) or (expected_type is int and isinstance(value, bool)):
+        raise SearchSpaceError(f"{where}: {value!r} is not a {expected_type.__name__}")
+    try:
+        dataclasses.replace(ModelConfig(), **{name: value}).validate()
+    except ValueError as error:
+        raise SearchSpaceError(f"{where}: {error}") from None
+
+
+def _check_contains_baseline(where: str, name: str, kind: str, spec: dict[str, Any], candidates: list) -> None:
+    original = getattr(ModelConfig(), name)
+    if kind == "choice":
+        inside = original in candidates
+    else:
+        inside = spec["low"] <= original <= spec["high"]
+        if kind == "randint":
+            inside = inside and (original - spec["low"]) % spec.get("step", 1) == 0
+    if not inside:
+        raise SearchSpaceError(
+            f"{where}: must include the original value {original!r}, which is evaluated as the first trial"
+        )
+
+
+def _tune_domain(spec: dict[str, Any]) -> Any:
+    kind = spec["type"]
+    if kind == "uniform":
+        return tune.uniform(spec["low"], spec["high"])
+    if kind == "loguniform":
+        return tune.loguniform(spec["low"], spec["high"])
+    if kind == "randint":
+        return tune.qrandint(spec["low"], spec["high"], spec.get("step", 1))
+    return tune.choice(spec["choices"])

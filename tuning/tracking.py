@@ -1,0 +1,95 @@
+"""MLflow set-up for a search: the tracking URI, a reachability check, the parent run, dataset lineage."""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.entities import DatasetInput, InputTag, Param
+from mlflow.tracking import MlflowClient
+from ray.tune import Result
+
+from fmnist.data import Split
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+DEFAULT_EXPERIMENT = "fmnist-tune"
+DIGEST_LENGTH = 32  # MLflow stores dataset digests in 36 characters
+SPACE_ARTIFACT_DIR = "search"
+
+
+class TrackingError(RuntimeError):
+    """The MLflow tracking server cannot be used; the message names the URI."""
+
+
+def resolve_tracking_uri(flag: str | None) -> str:
+    """`--tracking-uri`, else `MLFLOW_TRACKING_URI`, else a local SQLite file."""
+    return flag or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def connect(tracking_uri: str, experiment_name: str) -> str:
+    """Point MLflow at `tracking_uri`, check it answers, and return the experiment's id."""
+    if tracking_uri.startswith(("http://", "https://")):
+        _check_server(tracking_uri)
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    try:
+        experiment = mlflow.get_experiment_by_name(experiment_name)
+        return experiment.experiment_id if experiment else mlflow.create_experiment(experiment_name)
+    except mlflow.exceptions.MlflowException as error:
+        raise TrackingError(f"--tracking-uri {tracking_uri}: {str(error).splitlines()[0]}") from None
+
+
+def start_parent_run(experiment_id: str, run_name: str, tags: dict[str, str]) -> str:
+    """Create the search's parent run; trial runs nest under it through `mlflow.parentRunId`."""
+    return MlflowClient().create_run(experiment_id, run_name=run_name, tags=tags).info.run_id
+
+
+def log_search_settings(run_id: str, settings: dict[str, Any], space_file: Path, inputs: list[DatasetInput]) -> None:
+    """The search's settings as params, its search-space file as an artifact, the dataset as lineage."""
+    client = MlflowClient()
+    client.log_batch(run_id, params=[Param(f"search.{name}", str(value)) for name, value in settings.items()])
+    client.log_artifact(run_id, str(space_file), artifact_path=SPACE_ARTIFACT_DIR)
+    client.log_inputs(run_id, datasets=inputs)
+
+
+def finish_parent_run(run_id: str, best: Result) -> None:
+    """Record the winning trial (its config as `best.*` params, its run) and close the parent run."""
+    client = MlflowClient()
+    best_trial_runs = client.search_runs(
+        [client.get_run(run_id).info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{run_id}' and tags.trial_id = '{best.metrics['trial_id']}'",
+    )
+    params = [Param(f"best.{name}", str(value)) for name, value in sorted(best.config.items())]
+    client.log_batch(run_id, params=params)
+    client.set_tag(run_id, "best_trial_id", best.metrics["trial_id"])
+    if best_trial_runs:
+        client.set_tag(run_id, "best_trial_run_id", best_trial_runs[0].info.run_id)
+    client.set_terminated(run_id, "FINISHED")
+
+
+def dataset_inputs(train: Split, validation: Split, digest: str, source: Path) -> list[DatasetInput]:
+    """Lineage records for the training and validation splits, carrying the dataset's digest."""
+    inputs = []
+    for context, split in (("training", train), ("validation", validation)):
+        dataset = mlflow.data.from_numpy(
+            split.images, targets=split.labels, source=str(source.resolve()),
+            name=f"fashion-mnist-{context}", digest=digest[:DIGEST_LENGTH],
+        )
+        inputs.append(DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)]))
+    return inputs
+
+
+def _check_server(tracking_uri: str) -> None:
+    url = tracking_uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            response.read()
+    except urllib.error.HTTPError as error:
+        raise TrackingError(f"--tracking-uri {tracking_uri}: {url} answered HTTP {error.code}") from None
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise TrackingError(f"--tracking-uri {tracking_uri}: MLflow server unreachable ({reason})") from None

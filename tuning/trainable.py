@@ -1,0 +1,84 @@
+"""The Tune trainable: build the CNN from the trial's config, train an epoch at a time, report, checkpoint."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import ray
+import tensorflow as tf
+from ray import tune
+
+from fmnist.data import Split
+from fmnist.metrics import classify
+from fmnist.model import ModelConfig, build, one_hot
+
+MODEL_FILE = "model.keras"
+STATE_FILE = "state.json"
+CONFUSION_MATRIX_KEY = "val_confusion_matrix"
+
+
+def train_cnn(config: dict[str, Any], *, train: Split, validation: Split, max_epochs: int, seed: int = 0) -> None:
+    """Train until `max_epochs` (or until the scheduler stops the trial), reporting after every epoch.
+
+    `train` and `validation` arrive through Ray's object store (`tune.with_parameters`).
+    A restarted trial continues from its last checkpoint.
+    """
+    _use_assigned_cpus()
+    keras.utils.set_random_seed(seed)
+    model_config = ModelConfig.from_dict(config)
+    model, finished_epochs = _restore_or_build(model_config)
+    targets = one_hot(train.labels)
+    for epoch in range(finished_epochs + 1, max_epochs + 1):
+        history = model.fit(train.images, targets, batch_size=model_config.batch_size, epochs=1, verbose=0)
+        metrics = {
+            "epoch": epoch,
+            "train_loss": float(history.history["loss"][-1]),
+            "train_accuracy": float(history.history["accuracy"][-1]),
+            **validation_metrics(model, validation),
+        }
+        with tempfile.TemporaryDirectory() as directory:
+            model.save(Path(directory) / MODEL_FILE)
+            (Path(directory) / STATE_FILE).write_text(json.dumps({"epoch": epoch}))
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+
+
+def validation_metrics(model: keras.Model, validation: Split) -> dict[str, Any]:
+    """Loss, accuracy, macro precision/recall/F1 and the confusion matrix (as JSON) on the validation split."""
+    probabilities = model.predict(validation.images, batch_size=1024, verbose=0)
+    loss = keras.losses.categorical_crossentropy(one_hot(validation.labels), probabilities)
+    result = classify(validation.labels, probabilities.argmax(axis=1))
+    return {
+        "val_loss": float(np.mean(keras.ops.convert_to_numpy(loss))),
+        "val_accuracy": result.accuracy,
+        "val_precision": result.precision,
+        "val_recall": result.recall,
+        "val_f1": result.f1,
+        CONFUSION_MATRIX_KEY: json.dumps(result.confusion_matrix.tolist()),
+    }
+
+
+def load_checkpoint_model(checkpoint: tune.Checkpoint) -> keras.Model:
+    """The Keras model saved in a trial checkpoint."""
+    with checkpoint.as_directory() as directory:
+        return keras.models.load_model(Path(directory) / MODEL_FILE)
+
+
+def _restore_or_build(model_config: ModelConfig) -> tuple[keras.Model, int]:
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return build(model_config), 0
+    with checkpoint.as_directory() as directory:
+        state = json.loads((Path(directory) / STATE_FILE).read_text())
+        return keras.models.load_model(Path(directory) / MODEL_FILE), int(state["epoch"])
+
+
+def _use_assigned_cpus() -> None:
+    """Keep TensorFlow to the CPUs Ray gave this trial, so concurrent trials do not fight for cores."""
+    cpus = int(ray.get_runtime_context().get_assigned_resources().get("CPU", 0)) or 1
+    tf.config.threading.set_intra_op_parallelism_threads(cpus)
+    tf.config.threading.set_inter_op_parallelism_threads(min(cpus, 2))
