@@ -8,12 +8,14 @@ Example:
 from __future__ import annotations
 
 import sys
+import time
 from argparse import Namespace
 from pathlib import Path
 from typing import Any
 
 import ray
 from ray import tune
+from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
@@ -52,19 +54,25 @@ def run(options: Namespace, space: SearchSpace, dataset: FashionMNIST, tracking_
         {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial},
     )
     if options.resume:
-        parent_run_id = search_state.read(experiment_path)["parent_run_id"]
+        state = search_state.read(experiment_path)
+        parent_run_id = state["parent_run_id"]
         tuner = tune.Tuner.restore(experiment_path, trainable, resume_errored=True)
     else:
         inputs = tracking.dataset_inputs(train, validation, dataset.digest, resolve_data_dir(options.data_dir))
         parent_run_id = tracking.start_parent_run(experiment_id, options.name, _parent_tags(options, dataset))
         tracking.log_search_settings(parent_run_id, _settings(options), space.source, inputs)
         tuner = _new_tuner(options, space, trainable, tracking_uri, parent_run_id, inputs)
-        search_state.write(experiment_path, {"parent_run_id": parent_run_id})
+        state = {"parent_run_id": parent_run_id, "num_samples": options.num_samples, "time_budget_s": options.time_budget_s}
+        search_state.write(experiment_path, state)
+    started = time.monotonic()
     results = tuner.fit()
-    if not _all_trials_ended(results):
+    if _interrupted(results, state, time.monotonic() - started):
         print(f"search interrupted; continue it with: python -m tuning.search --resume --name {options.name} "
               f"--storage-path {options.storage_path}", file=sys.stderr)
         return 130
+    if results.num_terminated == 0:
+        print(f"error: all {len(results)} trials failed; the first: {results.errors[0]!s:.300}", file=sys.stderr)
+        return 1
     best = results.get_best_result(options.metric, options.mode, scope="all")
     model = load_checkpoint_model(best.get_best_checkpoint(options.metric, options.mode))
     test_metrics = registry.evaluate(model, dataset.test)
@@ -93,7 +101,7 @@ def _new_tuner(
         tune_config=tune.TuneConfig(
             metric=options.metric, mode=options.mode, search_alg=searcher, scheduler=scheduler,
             num_samples=options.num_samples, max_concurrent_trials=options.max_concurrent_trials,
-            time_budget_s=options.time_budget_s,
+            time_budget_s=options.time_budget_s, trial_dirname_creator=trial_directory_name,
         ),
         run_config=tune.RunConfig(
             name=options.name,
@@ -108,6 +116,11 @@ def _new_tuner(
     )
 
 
+def trial_directory_name(trial: Trial) -> str:
+    """Short trial folders (`train_cnn_<id>`): TensorBoard lists these as its runs."""
+    return f"{trial.trainable_name}_{trial.trial_id}"
+
+
 def _init_ray(address: str | None) -> None:
     try:
         ray.init(address=address, configure_logging=False, log_to_driver=False)
@@ -117,8 +130,13 @@ def _init_ray(address: str | None) -> None:
         raise tracking.TrackingError(f"--address {where}: cannot start or reach Ray ({first_line})") from None
 
 
-def _all_trials_ended(results: tune.ResultGrid) -> bool:
-    return all(trial.status in ("TERMINATED", "ERROR") for trial in results._experiment_analysis.trials)
+def _interrupted(results: tune.ResultGrid, state: dict[str, Any], elapsed_s: float) -> bool:
+    """Tune returns normally on Ctrl+C; its saved state then still holds unfinished trials."""
+    saved = tune.ExperimentAnalysis(results.experiment_path).trials
+    unfinished = any(trial.status not in (Trial.TERMINATED, Trial.ERROR) for trial in saved)
+    budget = state.get("time_budget_s")
+    budget_spent = budget is not None and elapsed_s >= budget
+    return unfinished or (len(saved) < state["num_samples"] and not budget_spent)
 
 
 def _parent_tags(options: Namespace, dataset: FashionMNIST) -> dict[str, str]:

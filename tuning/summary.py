@@ -24,7 +24,8 @@ def print_summary(
     table = frame[shown].rename(columns=lambda column: column.removeprefix("config/"))
     print(f"\nTop {len(table)} of {len(results)} trials by {options.metric} (best epoch of each):")
     print(table.to_string(index=False, float_format=lambda value: f"{value:.4g}"))
-    print(f"\nBest trial {best.metrics['trial_id']}: {options.metric} {best.metrics[options.metric]:.4f}")
+    winner = frame.iloc[0]
+    print(f"\nBest trial {best.metrics['trial_id']}: {options.metric} {winner[options.metric]:.4f} at epoch {winner['training_iteration']}")
     print(
         f"Test set: accuracy {test_metrics.accuracy:.4f}, precision {test_metrics.precision:.4f}, "
         f"recall {test_metrics.recall:.4f}, F1 {test_metrics.f1:.4f}"
