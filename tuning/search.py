@@ -7,6 +7,7 @@ Example:
 
 from __future__ import annotations
 
+import socket
 import sys
 import time
 from argparse import Namespace
@@ -122,6 +123,13 @@ def trial_directory_name(trial: Trial) -> str:
 
 
 def _init_ray(address: str | None) -> None:
+    """Start or join Ray; a plain host:port that refuses connections fails at once instead of retrying."""
+    if address and ":" in address and "://" not in address:
+        host, _, port = address.rpartition(":")
+        try:
+            socket.create_connection((host, int(port)), timeout=5).close()
+        except (OSError, ValueError) as error:
+            raise tracking.TrackingError(f"--address {address}: cannot start or reach Ray ({error})") from None
     try:
         ray.init(address=address, configure_logging=False, log_to_driver=False)
     except Exception as error:  # Ray raises ConnectionError, RuntimeError or ValueError here

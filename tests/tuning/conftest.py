@@ -1,0 +1,101 @@
+"""Real services for the search tests: a fresh PostgreSQL database and an MLflow server on it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from tests.conftest import REPOSITORY
+
+POSTGRES = {
+    "host": os.environ.get("FMNIST_TEST_PGHOST", "127.0.0.1"),
+    "port": int(os.environ.get("FMNIST_TEST_PGPORT", "5432")),
+    "user": os.environ.get("FMNIST_TEST_PGUSER", "postgres"),
+}
+
+
+@dataclass(frozen=True)
+class MlflowServer:
+    """A running `mlflow server` and the PostgreSQL database behind it."""
+
+    uri: str
+    database: str
+
+    def connect(self):
+        """A psycopg2 connection to the server's backend database."""
+        return psycopg2.connect(dbname=self.database, **POSTGRES)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A database created for this test session on the local PostgreSQL, dropped afterwards."""
+    name = f"fmnist_test_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(dbname="postgres", **POSTGRES)
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    yield name
+    with admin.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.close()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(postgres_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """`mlflow server` with a PostgreSQL backend store and proxied artifacts, on a free local port."""
+    port = free_port()
+    artifacts = tmp_path_factory.mktemp("mlflow-artifacts")
+    log = (artifacts.parent / "mlflow-server.log").open("w")
+    backend = f"postgresql+psycopg2://{POSTGRES['user']}@{POSTGRES['host']}:{POSTGRES['port']}/{postgres_database}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend, "--serve-artifacts",
+         "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            with urllib.request.urlopen(uri + "/health", timeout=2):
+                break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"mlflow server did not start; see {log.name}") from None
+            time.sleep(1)
+    yield MlflowServer(uri, postgres_database)
+    server.terminate()
+    server.wait(timeout=30)
+    log.close()
+
+
+def search_environment(**extra: str) -> dict[str, str]:
+    """The environment for a `python -m tuning.search` subprocess: no inherited Ray or MLflow settings."""
+    environment = {key: value for key, value in os.environ.items() if not key.startswith(("RAY_", "MLFLOW_"))}
+    environment["PYTHONPATH"] = str(REPOSITORY)
+    environment.update(extra)
+    return environment
+
+
+def run_module(module: str, arguments: list[str], cwd: Path, timeout: float = 900, **environment: str) -> subprocess.CompletedProcess:
+    """Run `python -m module arguments` to the end and return its outcome (output kept for messages)."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *arguments], cwd=cwd, env=search_environment(**environment),
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )

@@ -1,0 +1,111 @@
+"""The search command: embedded defaults, resume after an interruption, one-line errors on bad input."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.tuning.conftest import MlflowServer, free_port, run_module, search_environment
+
+
+def test_help_documents_every_flag(tmp_path: Path) -> None:
+    finished = run_module("tuning.search", ["--help"], cwd=tmp_path)
+    assert finished.returncode == 0
+    for flag in ("--config", "--num-samples", "--max-epochs", "--grace-period", "--reduction-factor",
+                 "--max-concurrent-trials", "--cpus-per-trial", "--gpus-per-trial", "--time-budget-s", "--seed",
+                 "--metric", "--resume", "--tracking-uri", "--address", "--storage-path", "--data-dir"):
+        assert flag in finished.stdout
+
+
+@pytest.mark.slow
+def test_embedded_defaults_need_no_services(tmp_path: Path, shared_data_dir: Path) -> None:
+    finished = run_module("tuning.search", ["--smoke-test", "--data-dir", str(shared_data_dir)], cwd=tmp_path)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert (tmp_path / "mlflow.db").exists() and list((tmp_path / "results").glob("fmnist-search-*/train_cnn_*"))
+    with sqlite3.connect(tmp_path / "mlflow.db") as database:
+        aliases = database.execute("SELECT name, alias FROM registered_model_aliases").fetchall()
+        runs = database.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+    assert aliases == [("fmnist-cnn", "champion")] and runs == 3
+    assert "Test set: accuracy" in finished.stdout
+
+
+def _first_checkpoint(experiment_dir: Path, search: subprocess.Popen, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not list(experiment_dir.glob("train_cnn_*/checkpoint_000000")):
+        assert search.poll() is None, "the search ended before it could be interrupted"
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.5)
+
+
+@pytest.mark.slow
+def test_resume_continues_an_interrupted_search(mlflow_server: MlflowServer, shared_data_dir: Path, tmp_path: Path) -> None:
+    arguments = ["--data-dir", str(shared_data_dir), "--train-size", "3000", "--storage-path", "results", "--name", "interrupted",
+                 "--experiment-name", "resume-test"]
+    search = subprocess.Popen(
+        [sys.executable, "-m", "tuning.search", *arguments, "--num-samples", "3", "--max-epochs", "3", "--max-concurrent-trials", "1"],
+        cwd=tmp_path, env=search_environment(MLFLOW_TRACKING_URI=mlflow_server.uri),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    _first_checkpoint(tmp_path / "results" / "interrupted", search)
+    search.send_signal(signal.SIGINT)
+    _, stderr = search.communicate(timeout=300)
+    assert search.returncode == 130, stderr[-3000:]
+    assert "--resume --name interrupted" in stderr
+
+    resumed = run_module("tuning.search", [*arguments, "--resume"], cwd=tmp_path, MLFLOW_TRACKING_URI=mlflow_server.uri)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    client = MlflowClient(mlflow_server.uri)
+    experiment = client.get_experiment_by_name("resume-test")
+    (parent,) = client.search_runs([experiment.experiment_id], filter_string="tags.search_name = 'interrupted'")
+    trial_runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    trial_dirs = list((tmp_path / "results" / "interrupted").glob("train_cnn_*"))
+    assert len(trial_runs) == len(trial_dirs) == 3
+    assert len({run.data.tags["trial_id"] for run in trial_runs}) == 3
+    for run in trial_runs:
+        epochs = int(run.data.metrics["training_iteration"])
+        steps = [point.step for point in client.get_metric_history(run.info.run_id, "val_accuracy")]
+        assert sorted(set(steps)) == list(range(1, epochs + 1)), (run.info.run_name, steps)
+    assert parent.info.status == "FINISHED" and "test_accuracy" in parent.data.metrics
+
+
+def _assert_refused_before_anything(finished: subprocess.CompletedProcess, workdir: Path, *fragments: str) -> None:
+    assert finished.returncode == 2, finished.stderr[-2000:]
+    message = finished.stderr.strip().splitlines()[-1]
+    assert message.startswith("error: ")
+    for fragment in fragments:
+        assert fragment in message
+    assert not (workdir / "results").exists() and not (workdir / "mlflow.db").exists()
+
+
+def test_bad_search_space_stops_before_anything(tmp_path: Path, shared_data_dir: Path) -> None:
+    space = tmp_path / "space.yaml"
+    space.write_text("search_space:\n  learning_rate: {type: loguniform, low: -1, high: 0.1}\n")
+    finished = run_module("tuning.search", ["--config", str(space), "--data-dir", str(shared_data_dir)], cwd=tmp_path)
+    _assert_refused_before_anything(finished, tmp_path, str(space), "search_space.learning_rate", "loguniform needs low > 0")
+
+
+def test_unreachable_tracking_server_is_named(tmp_path: Path, shared_data_dir: Path) -> None:
+    uri = f"http://127.0.0.1:{free_port()}"
+    finished = run_module("tuning.search", ["--tracking-uri", uri, "--data-dir", str(shared_data_dir)], cwd=tmp_path)
+    _assert_refused_before_anything(finished, tmp_path, f"--tracking-uri {uri}", "unreachable")
+
+
+def test_malformed_data_is_named(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "fashion-mnist_train.csv").write_text("label,pixel1\n1,2\n")
+    (tmp_path / "data" / "fashion-mnist_test.csv").write_text("")
+    finished = run_module("tuning.search", ["--data-dir", "data"], cwd=tmp_path)
+    _assert_refused_before_anything(finished, tmp_path, "fashion-mnist_train.csv", "line 1: wrong header")
+
+
+def test_unreachable_ray_cluster_is_named(tmp_path: Path, shared_data_dir: Path) -> None:
+    address = f"127.0.0.1:{free_port()}"
+    finished = run_module("tuning.search", ["--address", address, "--data-dir", str(shared_data_dir)], cwd=tmp_path, timeout=300)
+    _assert_refused_before_anything(finished, tmp_path, f"--address {address}", "cannot start or reach Ray")

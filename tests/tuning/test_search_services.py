@@ -1,0 +1,171 @@
+"""A small real search against an MLflow server on PostgreSQL, checked through MLflow, SQL and TensorBoard."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib.image
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from tests.tuning.conftest import MlflowServer, run_module
+
+pytestmark = pytest.mark.slow
+TRIALS, EPOCHS = 3, 2
+PER_EPOCH_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_precision", "val_recall", "val_f1")
+
+
+@dataclass(frozen=True)
+class FinishedSearch:
+    server: MlflowServer
+    workdir: Path
+    stdout: str
+    parent_run_id: str
+    trial_runs: list
+
+    @property
+    def experiment_dir(self) -> Path:
+        return self.workdir / "results" / "services"
+
+
+@pytest.fixture(scope="module")
+def finished_search(mlflow_server: MlflowServer, shared_data_dir: Path, tmp_path_factory) -> FinishedSearch:
+    workdir = tmp_path_factory.mktemp("search")
+    finished = run_module(
+        "tuning.search",
+        ["--data-dir", str(shared_data_dir), "--train-size", "1500", "--num-samples", str(TRIALS),
+         "--max-epochs", str(EPOCHS), "--max-concurrent-trials", "2", "--storage-path", "results", "--name", "services"],
+        cwd=workdir, MLFLOW_TRACKING_URI=mlflow_server.uri,
+    )
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    mlflow.set_tracking_uri(mlflow_server.uri)
+    client = MlflowClient(mlflow_server.uri)
+    experiment = client.get_experiment_by_name("fmnist-tune")
+    parents = client.search_runs([experiment.experiment_id], filter_string="tags.search_name = 'services'")
+    assert len(parents) == 1
+    parent_run_id = parents[0].info.run_id
+    trial_runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'")
+    return FinishedSearch(mlflow_server, workdir, finished.stdout, parent_run_id, trial_runs)
+
+
+def test_one_nested_run_per_trial(finished_search: FinishedSearch) -> None:
+    client = MlflowClient(finished_search.server.uri)
+    parent = client.get_run(finished_search.parent_run_id)
+    assert parent.info.status == "FINISHED"
+    assert len(finished_search.trial_runs) == TRIALS
+    assert len({run.data.tags["trial_id"] for run in finished_search.trial_runs}) == TRIALS
+    assert all(run.info.status == "FINISHED" for run in finished_search.trial_runs)
+    baseline = [run for run in finished_search.trial_runs if run.data.params.get("filters_1") == "32"
+                and run.data.params.get("learning_rate") == "0.001" and run.data.params.get("optimizer") == "adam"]
+    assert baseline, "the original config is not among the trials"
+    assert parent.data.tags["best_trial_run_id"] in {run.info.run_id for run in finished_search.trial_runs}
+
+
+def test_every_epoch_has_all_metrics(finished_search: FinishedSearch) -> None:
+    client = MlflowClient(finished_search.server.uri)
+    epochs_run = []
+    for run in finished_search.trial_runs:
+        epochs = int(run.data.metrics["training_iteration"])
+        epochs_run.append(epochs)
+        for metric in PER_EPOCH_METRICS:
+            history = client.get_metric_history(run.info.run_id, metric)
+            assert sorted(point.step for point in history) == list(range(1, epochs + 1)), (run.info.run_name, metric)
+            assert all(0 <= point.value <= 1 for point in history) or metric.endswith("loss")
+    assert max(epochs_run) == EPOCHS
+
+
+def test_confusion_matrices_and_model_are_artifacts(finished_search: FinishedSearch) -> None:
+    client = MlflowClient(finished_search.server.uri)
+    for run in finished_search.trial_runs:
+        epochs = int(run.data.metrics["training_iteration"])
+        names = [artifact.path for artifact in client.list_artifacts(run.info.run_id, "confusion_matrix")]
+        assert names == [f"confusion_matrix/epoch_{epoch:03d}.png" for epoch in range(1, epochs + 1)]
+    local = mlflow.artifacts.download_artifacts(run_id=finished_search.parent_run_id, artifact_path="confusion_matrix/test.png")
+    assert matplotlib.image.imread(local).shape[0] > 400
+    model_files = {artifact.path for artifact in client.list_artifacts(finished_search.parent_run_id, "model")}
+    assert {"model/MLmodel", "model/input_example.json"} <= model_files
+    assert [artifact.path for artifact in client.list_artifacts(finished_search.parent_run_id, "search")] == ["search/search_space.yaml"]
+
+
+def test_dataset_lineage_carries_the_digest(finished_search: FinishedSearch, dataset) -> None:
+    client = MlflowClient(finished_search.server.uri)
+    for run_id in [finished_search.parent_run_id] + [run.info.run_id for run in finished_search.trial_runs]:
+        inputs = client.get_run(run_id).inputs.dataset_inputs
+        assert {item.dataset.digest for item in inputs} == {dataset.digest[:32]}
+        assert {tag.value for item in inputs for tag in item.tags} == {"training", "validation"}
+
+
+def test_best_model_registered_as_champion(finished_search: FinishedSearch) -> None:
+    client = MlflowClient(finished_search.server.uri)
+    champion = client.get_model_version_by_alias("fmnist-cnn", "champion")
+    assert champion.run_id == finished_search.parent_run_id
+    test_accuracy = client.get_run(finished_search.parent_run_id).data.metrics["test_accuracy"]
+    assert float(champion.tags["test_accuracy"]) == pytest.approx(test_accuracy, abs=1e-6)
+    assert 0.1 < test_accuracy <= 1.0
+    assert f"models:/fmnist-cnn/{champion.version}, now the champion" in finished_search.stdout
+    model = mlflow.pyfunc.load_model("models:/fmnist-cnn@champion")
+    assert model.metadata.get_input_schema().inputs[0].shape == (-1, 28, 28)
+
+
+def test_postgres_holds_runs_metrics_and_registry(finished_search: FinishedSearch) -> None:
+    run_ids = tuple(run.info.run_id for run in finished_search.trial_runs)
+    with finished_search.server.connect() as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT run_uuid FROM tags WHERE key = 'mlflow.parentRunId' AND value = %s", (finished_search.parent_run_id,))
+        assert {row[0] for row in cursor.fetchall()} == set(run_ids)
+        cursor.execute(
+            "SELECT key, COUNT(DISTINCT run_uuid) FROM metrics WHERE run_uuid IN %s AND key IN %s GROUP BY key",
+            (run_ids, ("val_accuracy", "val_precision", "val_recall", "val_f1")),
+        )
+        assert dict(cursor.fetchall()) == {key: TRIALS for key in ("val_accuracy", "val_precision", "val_recall", "val_f1")}
+        cursor.execute("SELECT version FROM registered_model_aliases WHERE name = 'fmnist-cnn' AND alias = 'champion'")
+        (version,) = cursor.fetchone()
+        cursor.execute("SELECT run_id FROM model_versions WHERE name = 'fmnist-cnn' AND version = %s", (version,))
+        assert cursor.fetchone()[0] == finished_search.parent_run_id
+
+
+def test_tensorboard_holds_scalars_hparams_and_images(finished_search: FinishedSearch) -> None:
+    trial_dirs = sorted(finished_search.experiment_dir.glob("train_cnn_*"))
+    assert len(trial_dirs) == TRIALS
+    for trial_dir in trial_dirs:
+        events = EventAccumulator(str(trial_dir), size_guidance={"images": 0, "scalars": 0})
+        events.Reload()
+        tags = events.Tags()
+        assert {"ray/tune/val_accuracy", "ray/tune/val_f1", "ray/tune/val_precision", "ray/tune/val_recall"} <= set(tags["scalars"])
+        images = events.Images("validation/confusion_matrix")
+        epochs = len(events.Scalars("ray/tune/val_accuracy"))
+        assert [image.step for image in images] == list(range(1, epochs + 1))
+        assert matplotlib.image.imread(io.BytesIO(images[-1].encoded_image_string), format="png").shape[0] > 400
+        assert events.PluginTagToContent("hparams"), f"{trial_dir.name}: no HParams summary"
+
+
+def test_champion_moves_only_to_a_better_model(finished_search: FinishedSearch, dataset) -> None:
+    from tuning import registry
+
+    mlflow.set_tracking_uri(finished_search.server.uri)
+    client = MlflowClient(finished_search.server.uri)
+    champion = client.get_model_version_by_alias("fmnist-cnn", "champion")
+    current = float(champion.tags["test_accuracy"])
+    model = mlflow.tensorflow.load_model(f"models:/fmnist-cnn/{champion.version}")
+    worse = registry.register(finished_search.parent_run_id, model, dataset.test, current - 0.05, "fmnist-cnn")
+    assert not worse.promoted and worse.previous_champion_accuracy == pytest.approx(current, abs=1e-6)
+    assert client.get_model_version_by_alias("fmnist-cnn", "champion").version == champion.version
+    better = registry.register(finished_search.parent_run_id, model, dataset.test, min(current + 0.01, 1.0), "fmnist-cnn")
+    assert better.promoted
+    assert client.get_model_version_by_alias("fmnist-cnn", "champion").version == better.version != champion.version
+
+
+def test_report_compares_runs_and_saves_optuna_plots(finished_search: FinishedSearch) -> None:
+    finished = run_module(
+        "tuning.report", ["--run-id", finished_search.parent_run_id, "--output-dir", "reports"],
+        cwd=finished_search.workdir, MLFLOW_TRACKING_URI=finished_search.server.uri,
+    )
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert f"{TRIALS} trials, by val_accuracy" in finished.stdout
+    plots = sorted(path.name for path in (finished_search.workdir / "reports" / "services").glob("*.png"))
+    assert plots == ["optimization_history.png", "parallel_coordinate.png", "param_importances.png"]
+    logged = {artifact.path for artifact in MlflowClient(finished_search.server.uri).list_artifacts(finished_search.parent_run_id, "report")}
+    assert logged == {f"report/{name}" for name in plots}

@@ -1,0 +1,67 @@
+"""The search-space file: the default is valid, every mistake is named before anything starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from ray.tune.search.sample import Categorical, Float, Integer
+
+from tuning.space import DEFAULT_SPACE_FILE, SearchSpaceError, load_space
+
+
+def test_default_space_covers_the_model_and_contains_the_baseline() -> None:
+    space = load_space(DEFAULT_SPACE_FILE)
+    assert {"filters_1", "filters_2", "filters_3", "dropout_1", "learning_rate", "dense_units", "batch_size",
+            "optimizer"} <= set(space.distributions)
+    tune_space = space.tune_space()
+    assert isinstance(tune_space["learning_rate"], Float)
+    assert isinstance(tune_space["filters_1"], Categorical) and isinstance(tune_space["dense_units"], Integer)
+    assert tune_space["mixed_precision"] is False
+    baseline = space.baseline()
+    assert baseline["filters_1"] == 32 and baseline["learning_rate"] == 0.001 and baseline["optimizer"] == "adam"
+    assert set(baseline) == set(space.distributions)
+
+
+def test_learning_rate_is_searched_on_a_log_scale() -> None:
+    domain = load_space(DEFAULT_SPACE_FILE).tune_space()["learning_rate"]
+    assert type(domain.get_sampler()).__name__ == "_LogUniform"
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "space.yaml"
+    path.write_text(text)
+    return path
+
+
+BAD_SPACES = {
+    "unknown setting": ("search_space:\n  filterz: {type: choice, choices: [1]}\n", r"search_space.filterz: unknown setting"),
+    "unknown type": ("search_space:\n  dropout_1: {type: normal, low: 0.1, high: 0.5}\n", r"search_space.dropout_1: type must be one of"),
+    "missing bound": ("search_space:\n  dropout_1: {type: uniform, low: 0.1}\n", r"search_space.dropout_1: uniform needs 'high'"),
+    "inverted bounds": ("search_space:\n  dropout_1: {type: uniform, low: 0.5, high: 0.1}\n", r"low \(0.5\) must be below high \(0.1\)"),
+    "log of zero": ("search_space:\n  learning_rate: {type: loguniform, low: 0, high: 0.1}\n", r"loguniform needs low > 0"),
+    "dropout of one": ("search_space:\n  dropout_2: {type: uniform, low: 0.1, high: 1.0}\n", r"search_space.dropout_2: dropout_2 must be in \[0, 1\)"),
+    "unknown optimizer": ("search_space:\n  optimizer: {type: choice, choices: [adam, adagrad]}\n", r"optimizer must be one of adam, adamw, sgd, rmsprop, got 'adagrad'"),
+    "empty choices": ("search_space:\n  batch_size: {type: choice, choices: []}\n", r"search_space.batch_size: choices must be a non-empty list"),
+    "wrong value type": ("search_space:\n  filters_1: {type: choice, choices: [32, many]}\n", r"search_space.filters_1: 'many' is not a int"),
+    "baseline outside": ("search_space:\n  filters_1: {type: choice, choices: [16, 64]}\n", r"must include the original value 32"),
+    "step off the baseline": ("search_space:\n  dense_units: {type: randint, low: 100, high: 500, step: 100}\n", r"must include the original value 128"),
+    "extra key": ("search_space:\n  dropout_1: {type: uniform, low: 0.1, high: 0.5, step: 2}\n", r"unknown key 'step' for uniform"),
+    "no search_space": ("space:\n  dropout_1: 0.3\n", r"expected exactly one top-level key 'search_space'"),
+    "only fixed values": ("search_space:\n  dropout_1: 0.3\n", r"nothing to search"),
+    "broken YAML": ("search_space:\n  dropout_1: {type: uniform, low: 0.1\n", r"line \d+: not valid YAML"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_SPACES))
+def test_bad_space_is_refused_with_file_and_setting(tmp_path: Path, case: str) -> None:
+    text, pattern = BAD_SPACES[case]
+    path = _write(tmp_path, text)
+    with pytest.raises(SearchSpaceError, match=pattern) as raised:
+        load_space(path)
+    assert str(raised.value).startswith(f"{path}: ") and "\n" not in str(raised.value)
+
+
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(SearchSpaceError, match=r"nope.yaml: file not found"):
+        load_space(tmp_path / "nope.yaml")
