@@ -34,9 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         space = load_space(options.config)
         dataset = load(options.data_dir)
+        _init_ray(options.address)
         tracking_uri = tracking.resolve_tracking_uri(options.tracking_uri)
         experiment_id = tracking.connect(tracking_uri, options.experiment_name)
-        _init_ray(options.address)
         return run(options, space, dataset, tracking_uri, experiment_id)
     except (SearchSpaceError, DatasetError, tracking.TrackingError, search_state.SearchStateError) as error:
         print(f"error: {error}", file=sys.stderr)
