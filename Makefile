@@ -1,0 +1,56 @@
+# fmnist-tune: the search on this machine, its tests, and the docker-compose platform.
+SHELL := /bin/bash
+PYTHON ?= python3
+COMPOSE ?= docker-compose
+WORKERS ?= 2
+SEARCH_ARGS ?= --num-samples 10 --max-epochs 3 --max-concurrent-trials 3
+
+.PHONY: install run test test-fast env wheelhouse build start stop search report serve platform-test clean
+
+install:  ## install the project and its test tools into the current Python
+	$(PYTHON) -m pip install -q -e ".[test]"
+
+run: install  ## the main job on embedded defaults: local Ray, MLflow in ./mlflow.db, results in ./results
+	$(PYTHON) -m tuning.search
+
+test: install  ## every test but the platform's (needs PostgreSQL on 127.0.0.1:5432; started if missing)
+	bash tests/ensure_postgres.sh
+	$(PYTHON) -m pytest
+
+test-fast: install  ## the tests that need no server and train nothing
+	$(PYTHON) -m pytest -m "not slow"
+
+.env:
+	bash platform/make-env.sh > .env
+
+wheelhouse:  ## optional: Python wheels for image builds without PyPI in the containers
+	bash platform/python/build-wheelhouse.sh wheelhouse
+
+build: .env  ## build every image (BASE_IMAGE / POSTGRES_BASE_IMAGE in .env pick the bases)
+	mkdir -p wheelhouse
+	set -a && . ./.env && set +a && docker build -t fmnist-tune/python:latest \
+	  --build-arg BASE_IMAGE=$${BASE_IMAGE:-python:3.11-slim} -f platform/python/Dockerfile .
+	$(COMPOSE) build
+	$(COMPOSE) --profile serve build model-server
+
+start: .env  ## start the platform with $(WORKERS) Ray workers
+	$(COMPOSE) up -d --scale ray-worker=$(WORKERS)
+	@bash platform/print-urls.sh
+
+stop:
+	$(COMPOSE) --profile serve down
+
+search:  ## run a search on the cluster, driven from the Ray head
+	$(COMPOSE) exec -T ray-head python -m tuning.search --address auto --storage-path /results $(SEARCH_ARGS)
+
+report:
+	$(COMPOSE) exec -T ray-head python -m tuning.report --output-dir /results/reports
+
+serve:  ## serve models:/fmnist-cnn@champion on 127.0.0.1:5001
+	$(COMPOSE) --profile serve up -d model-server
+
+platform-test:  ## build, start, search, check every service, tear down
+	bash platform/test-platform.sh
+
+clean:
+	$(COMPOSE) --profile serve down -v

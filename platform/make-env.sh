@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Print a .env from .env.example with fresh random secrets.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+secret() { python3 -c 'import secrets; print(secrets.token_urlsafe(24))'; }
+sed -e "s|^POSTGRES_PASSWORD=.*|POSTGRES_PASSWORD=$(secret)|" \
+    -e "s|^RAY_AUTH_TOKEN=.*|RAY_AUTH_TOKEN=$(secret)$(secret)|" \
+    -e "s|^JUPYTER_TOKEN=.*|JUPYTER_TOKEN=$(secret)|" "$root/.env.example"
