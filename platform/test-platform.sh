@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Build the images, start the platform with 2 Ray workers, run the platform tests against it, tear
+# it down (volumes included). Prints how long each stage took. Needs a Docker engine, a .env and the
+# dataset in data/.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+compose=${COMPOSE:-docker-compose}
+stage() { local name=$1; shift; local start=$SECONDS; "$@"; echo "== stage '$name': $((SECONDS - start)) s"; }
+
+[ -f .env ] || bash platform/make-env.sh > .env
+ls data/fashion-mnist_train.csv* data/train-images-idx3-ubyte* >/dev/null 2>&1 \
+  || { echo "test-platform: put the dataset in data/ first (see data/README.md)" >&2; exit 1; }
+trap '$compose --profile serve down -v --remove-orphans >/dev/null 2>&1 || true' EXIT
+stage build make --no-print-directory build
+stage start bash -c "$compose up -d --scale ray-worker=2 && bash platform/wait-healthy.sh 300"
+stage tests python3 -m pytest -m docker tests/platform -p no:cacheprovider

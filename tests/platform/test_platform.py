@@ -1,0 +1,162 @@
+"""The docker-compose platform, running: a search spread over Ray nodes, seen in every service.
+
+Needs the platform started (`make build start`, or `make platform-test`, which also tears it down).
+Selected with `pytest -m docker`; the default test run deselects it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+
+from tests.conftest import REPOSITORY
+
+pytestmark = pytest.mark.docker
+COMPOSE = os.environ.get("COMPOSE", "docker-compose").split()
+SEARCH_NAME = time.strftime("platform-test-%Y%m%d-%H%M%S")
+TRIALS = 4
+SERVICES_WITH_PORTS = ("mlflow", "ray-head", "tensorboard", "notebook")
+
+
+def _settings() -> dict[str, str]:
+    lines = (REPOSITORY / ".env").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
+
+
+SETTINGS = _settings()
+
+
+def _url(port_setting: str, default: str, path: str) -> str:
+    return f"http://127.0.0.1:{SETTINGS.get(port_setting, default)}{path}"
+
+
+def compose(*arguments: str, timeout: float = 1800) -> subprocess.CompletedProcess:
+    return subprocess.run([*COMPOSE, *arguments], cwd=REPOSITORY, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def http_json(url: str, payload: dict | None = None, headers: dict[str, str] | None = None) -> dict:
+    data = json.dumps(payload).encode() if payload is not None else None
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json", **(headers or {})})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())
+
+
+def http_status(url: str, headers: dict[str, str] | None = None) -> int:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except OSError:  # not listening yet: refused, or reset by docker's port proxy
+        return 0
+
+
+@pytest.fixture(scope="module")
+def search_output() -> str:
+    """A real search on the cluster, driven from the Ray head."""
+    finished = compose(
+        "exec", "-T", "ray-head", "python", "-m", "tuning.search", "--address", "auto", "--storage-path", "/results",
+        "--name", SEARCH_NAME, "--train-size", "12000", "--num-samples", str(TRIALS), "--max-epochs", "2",
+        "--max-concurrent-trials", "3",
+    )
+    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
+    return finished.stdout
+
+
+def test_trials_ran_on_several_ray_nodes(search_output: str) -> None:
+    code = (
+        "import glob, json; print(json.dumps(sorted({json.loads(line)['node_ip'] "
+        f"for path in glob.glob('/results/{SEARCH_NAME}/train_cnn_*/result.json') for line in open(path)}})))"
+    )
+    finished = compose("exec", "-T", "ray-head", "python", "-c", code)
+    nodes = json.loads(finished.stdout.strip().splitlines()[-1])
+    assert len(nodes) >= 2, f"all trials ran on {nodes}"
+
+
+def test_mlflow_rest_api_holds_the_runs_and_a_champion(search_output: str) -> None:
+    api = _url("MLFLOW_PORT", "5000", "/api/2.0/mlflow")
+    experiment = http_json(f"{api}/experiments/get-by-name?experiment_name=fmnist-tune")["experiment"]
+    parents = http_json(f"{api}/runs/search", {"experiment_ids": [experiment["experiment_id"]],
+                                               "filter": f"tags.search_name = '{SEARCH_NAME}'"})["runs"]
+    assert len(parents) == 1
+    parent_id = parents[0]["info"]["run_id"]
+    trials = http_json(f"{api}/runs/search", {"experiment_ids": [experiment["experiment_id"]],
+                                              "filter": f"tags.mlflow.parentRunId = '{parent_id}'"})["runs"]
+    assert len(trials) == TRIALS
+    for run in trials:
+        keys = {metric["key"] for metric in run["data"]["metrics"]}
+        assert {"val_accuracy", "val_precision", "val_recall", "val_f1"} <= keys
+    champion = http_json(f"{api}/registered-models/alias?name=fmnist-cnn&alias=champion")["model_version"]
+    assert champion["name"] == "fmnist-cnn" and int(champion["version"]) >= 1
+
+
+def test_tensorboard_lists_every_trial(search_output: str) -> None:
+    runs = http_json(_url("TENSORBOARD_PORT", "6006", "/data/runs"))
+    trial_runs = [run for run in runs if run.startswith(f"{SEARCH_NAME}/train_cnn_")]
+    assert len(trial_runs) == TRIALS, runs
+
+
+def test_notebook_runs_a_search_and_compares_runs(search_output: str) -> None:
+    code = (
+        "import nbformat, nbclient; nb = nbformat.read('notebooks/search.ipynb', as_version=4); "
+        "nbclient.NotebookClient(nb, timeout=1800, kernel_name='python3', "
+        "resources={'metadata': {'path': 'notebooks'}}).execute(); print('executed', len(nb.cells), 'cells')"
+    )
+    finished = compose("exec", "-T", "notebook", "python", "-c", code)
+    assert finished.returncode == 0, finished.stdout[-2000:] + finished.stderr[-4000:]
+    assert "executed" in finished.stdout
+
+
+def test_model_server_classifies_real_test_images(search_output: str, dataset) -> None:
+    started = compose("--profile", "serve", "up", "-d", "model-server")
+    assert started.returncode == 0, started.stderr[-2000:]
+    deadline = time.monotonic() + 600
+    while http_status(_url("MODEL_SERVER_PORT", "5001", "/ping")) != 200:
+        assert time.monotonic() < deadline, compose("logs", "--tail", "40", "model-server").stdout
+        time.sleep(3)
+    images, labels = dataset.test.images[:200], dataset.test.labels[:200]
+    answer = http_json(_url("MODEL_SERVER_PORT", "5001", "/invocations"), {"inputs": images.astype(float).tolist()})
+    served = np.asarray(answer["predictions"]).argmax(axis=1)
+    mlflow.set_tracking_uri(_url("MLFLOW_PORT", "5000", ""))
+    champion = mlflow.pyfunc.load_model("models:/fmnist-cnn@champion")
+    np.testing.assert_array_equal(served, np.asarray(champion.predict(images.astype(np.float32))).argmax(axis=1))
+    accuracy = float(np.mean(served == labels))
+    assert accuracy >= 0.6, f"the champion classified {accuracy:.1%} of 200 real test images correctly"
+
+
+def test_published_ports_bind_loopback_only(search_output: str) -> None:
+    containers = compose("ps", "-q").stdout.split()
+    published = []
+    for container in containers:
+        ports = json.loads(subprocess.run(["docker", "inspect", "--format", "{{json .NetworkSettings.Ports}}", container],
+                                          capture_output=True, text=True, check=True).stdout) or {}
+        published += [binding["HostIp"] for bindings in ports.values() if bindings for binding in bindings]
+    assert len(published) >= len(SERVICES_WITH_PORTS)
+    assert set(published) == {"127.0.0.1"}
+
+
+def test_secrets_are_required(search_output: str) -> None:
+    assert http_status(_url("RAY_DASHBOARD_PORT", "8265", "/api/jobs/")) in (401, 403)
+    token = {"Authorization": f"Bearer {SETTINGS['RAY_AUTH_TOKEN']}"}
+    assert http_status(_url("RAY_DASHBOARD_PORT", "8265", "/api/jobs/"), token) == 200
+    assert http_status(_url("JUPYTER_PORT", "8888", "/api/contents")) == 403
+    assert http_status(_url("JUPYTER_PORT", "8888", f"/api/contents?token={SETTINGS['JUPYTER_TOKEN']}")) == 200
+    experiments = _url("MLFLOW_PORT", "5000", "/api/2.0/mlflow/experiments/get-by-name?experiment_name=fmnist-tune")
+    assert http_status(experiments, {"Host": "attacker.example"}) == 403
+    assert http_status(experiments) == 200
+
+
+def test_services_run_as_non_root(search_output: str) -> None:
+    for service in ("mlflow", "ray-head", "ray-worker", "tensorboard", "notebook"):
+        finished = compose("exec", "-T", "--index=1", service, "id", "-u")
+        assert finished.returncode == 0 and finished.stdout.strip() != "0", (service, finished.stdout, finished.stderr)
+    assert compose("exec", "-T", "postgres", "id", "-un").stdout.strip() == "postgres"
