@@ -1,0 +1,49 @@
+"""Cold (parse + validate + cache) and warm (from the .npz cache) load times of the full dataset.
+
+Usage: python bench/data_loading.py [DATA_DIR] [--repeats N]
+Measures each layout found in DATA_DIR (default: ../shared/data/fashion-mnist) in one run and prints
+the figures and the cold/warm ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from fmnist import data
+
+LAYOUTS = {"kaggle-csv.gz": ("fashion-mnist_train.csv", "fashion-mnist_test.csv"),
+           "idx.gz": tuple(data.IDX_FILES.values())}
+
+
+def _timed_load(directory: Path, cache: Path) -> float:
+    started = time.perf_counter()
+    data.load(directory, cache_dir=cache, download=False)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("data_dir", nargs="?", default=str(Path(__file__).resolve().parents[2] / "shared/data/fashion-mnist"))
+    parser.add_argument("--repeats", type=int, default=5)
+    options = parser.parse_args()
+    source = Path(options.data_dir)
+    for layout, names in LAYOUTS.items():
+        with tempfile.TemporaryDirectory() as scratch:
+            directory, cache = Path(scratch) / "data", Path(scratch) / "cache"
+            directory.mkdir()
+            for name in names:
+                shutil.copy(source / f"{name}.gz", directory)
+            cold = _timed_load(directory, cache)
+            warm = [_timed_load(directory, cache) for _ in range(options.repeats)]
+            median_warm = statistics.median(warm)
+            print(f"{layout:14s} cold {cold:6.3f} s   warm median {median_warm:6.3f} s "
+                  f"(min {min(warm):.3f}, max {max(warm):.3f}, n={len(warm)})   cold/warm {cold / median_warm:5.0f}x")
+
+
+if __name__ == "__main__":
+    main()
