@@ -29,6 +29,11 @@ from tuning.summary import print_summary
 from tuning.tensorboard_images import ConfusionMatrixImagesCallback
 from tuning.trainable import load_checkpoint_model, train_cnn
 
+
+class ClusterError(RuntimeError):
+    """Ray cannot be started or reached; the message names the address."""
+
+
 def main(argv: list[str] | None = None) -> int:
     options = cli.parse(argv)
     try:
@@ -38,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         tracking_uri = tracking.resolve_tracking_uri(options.tracking_uri)
         experiment_id = tracking.connect(tracking_uri, options.experiment_name)
         return run(options, space, dataset, tracking_uri, experiment_id)
-    except (SearchSpaceError, DatasetError, tracking.TrackingError, search_state.SearchStateError) as error:
+    except (SearchSpaceError, DatasetError, ClusterError, tracking.TrackingError, search_state.SearchStateError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
@@ -129,13 +134,13 @@ def _init_ray(address: str | None) -> None:
         try:
             socket.create_connection((host, int(port)), timeout=5).close()
         except (OSError, ValueError) as error:
-            raise tracking.TrackingError(f"--address {address}: cannot start or reach Ray ({error})") from None
+            raise ClusterError(f"--address {address}: cannot start or reach Ray ({error})") from None
     try:
         ray.init(address=address, configure_logging=False, log_to_driver=False)
     except Exception as error:  # Ray raises ConnectionError, RuntimeError or ValueError here
         where = address or "a local Ray ($RAY_ADDRESS or a new local cluster)"
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise tracking.TrackingError(f"--address {where}: cannot start or reach Ray ({first_line})") from None
+        raise ClusterError(f"--address {where}: cannot start or reach Ray ({first_line})") from None
 
 
 def _interrupted(results: tune.ResultGrid, state: dict[str, Any], elapsed_s: float) -> bool:

@@ -6,6 +6,7 @@ Selected with `pytest -m docker`; the default test run deselects it.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -27,16 +28,15 @@ TRIALS = 4
 SERVICES_WITH_PORTS = ("mlflow", "ray-head", "tensorboard", "notebook")
 
 
-def _settings() -> dict[str, str]:
+@functools.cache
+def settings() -> dict[str, str]:
+    """The platform's .env (ports and secrets)."""
     lines = (REPOSITORY / ".env").read_text().splitlines()
     return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
 
 
-SETTINGS = _settings()
-
-
 def _url(port_setting: str, default: str, path: str) -> str:
-    return f"http://127.0.0.1:{SETTINGS.get(port_setting, default)}{path}"
+    return f"http://127.0.0.1:{settings().get(port_setting, default)}{path}"
 
 
 def compose(*arguments: str, timeout: float = 1800) -> subprocess.CompletedProcess:
@@ -146,10 +146,10 @@ def test_published_ports_bind_loopback_only(search_output: str) -> None:
 
 def test_secrets_are_required(search_output: str) -> None:
     assert http_status(_url("RAY_DASHBOARD_PORT", "8265", "/api/jobs/")) in (401, 403)
-    token = {"Authorization": f"Bearer {SETTINGS['RAY_AUTH_TOKEN']}"}
+    token = {"Authorization": f"Bearer {settings()['RAY_AUTH_TOKEN']}"}
     assert http_status(_url("RAY_DASHBOARD_PORT", "8265", "/api/jobs/"), token) == 200
     assert http_status(_url("JUPYTER_PORT", "8888", "/api/contents")) == 403
-    assert http_status(_url("JUPYTER_PORT", "8888", f"/api/contents?token={SETTINGS['JUPYTER_TOKEN']}")) == 200
+    assert http_status(_url("JUPYTER_PORT", "8888", f"/api/contents?token={settings()['JUPYTER_TOKEN']}")) == 200
     experiments = _url("MLFLOW_PORT", "5000", "/api/2.0/mlflow/experiments/get-by-name?experiment_name=fmnist-tune")
     assert http_status(experiments, {"Host": "attacker.example"}) == 403
     assert http_status(experiments) == 200

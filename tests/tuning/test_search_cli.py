@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -37,8 +39,11 @@ def test_embedded_defaults_need_no_services(tmp_path: Path, shared_data_dir: Pat
 
 
 def _first_checkpoint(experiment_dir: Path, search: subprocess.Popen, timeout: float = 300) -> None:
+    """Wait until a trial has checkpointed and the driver has recorded that result."""
     deadline = time.monotonic() + timeout
-    while not list(experiment_dir.glob("train_cnn_*/checkpoint_000000")):
+    while not any(path.stat().st_size for path in experiment_dir.glob("train_cnn_*/result.json")) or not list(
+        experiment_dir.glob("train_cnn_*/checkpoint_000000")
+    ):
         assert search.poll() is None, "the search ended before it could be interrupted"
         assert time.monotonic() < deadline, "no checkpoint appeared"
         time.sleep(0.5)
@@ -109,3 +114,27 @@ def test_unreachable_ray_cluster_is_named(tmp_path: Path, shared_data_dir: Path)
     address = f"127.0.0.1:{free_port()}"
     finished = run_module("tuning.search", ["--address", address, "--data-dir", str(shared_data_dir)], cwd=tmp_path, timeout=300)
     _assert_refused_before_anything(finished, tmp_path, f"--address {address}", "cannot start or reach Ray")
+
+
+@pytest.mark.slow
+def test_trial_killed_mid_run_continues_from_its_checkpoint(shared_data_dir: Path, tmp_path: Path) -> None:
+    """A real failure: the trial's worker process is killed after its first checkpoint."""
+    search = subprocess.Popen(
+        [sys.executable, "-m", "tuning.search", "--data-dir", str(shared_data_dir), "--train-size", "3000",
+         "--num-samples", "1", "--max-epochs", "3", "--storage-path", "results", "--name", "killed"],
+        cwd=tmp_path, env=search_environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    experiment_dir = tmp_path / "results" / "killed"
+    _first_checkpoint(experiment_dir, search)
+    (result_file,) = experiment_dir.glob("train_cnn_*/result.json")
+    trial_pid = json.loads(result_file.read_text().splitlines()[0])["pid"]
+    os.kill(trial_pid, signal.SIGKILL)
+    _, stderr = search.communicate(timeout=600)
+    assert search.returncode == 0, stderr[-3000:]
+    results = [json.loads(line) for line in result_file.read_text().splitlines()]
+    assert results[-1]["training_iteration"] == 3 and results[-1]["epoch"] == 3
+    assert any(result["pid"] != trial_pid for result in results), "the trial was not restarted"
+    restarted = [result for result in results if result["pid"] != trial_pid]
+    assert restarted[0]["iterations_since_restore"] == 1 and restarted[0]["training_iteration"] > 1, (
+        "the restarted trial began from scratch instead of its checkpoint"
+    )
