@@ -52,7 +52,7 @@ def _first_checkpoint(experiment_dir: Path, search: subprocess.Popen, timeout: f
 @pytest.mark.slow
 def test_resume_continues_an_interrupted_search(mlflow_server: MlflowServer, shared_data_dir: Path, tmp_path: Path) -> None:
     arguments = ["--data-dir", str(shared_data_dir), "--train-size", "3000", "--storage-path", "results", "--name", "interrupted",
-                 "--experiment-name", "resume-test"]
+                 "--experiment-name", "resume-test", "--model-name", "fmnist-cnn-resume"]
     search = subprocess.Popen(
         [sys.executable, "-m", "tuning.search", *arguments, "--num-samples", "3", "--max-epochs", "3", "--max-concurrent-trials", "1"],
         cwd=tmp_path, env=search_environment(MLFLOW_TRACKING_URI=mlflow_server.uri),
