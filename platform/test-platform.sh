@@ -9,7 +9,7 @@ compose=${COMPOSE:-docker-compose}
 stage() { local name=$1; shift; local start=$SECONDS; "$@"; echo "== stage '$name': $((SECONDS - start)) s"; }
 
 [ -f .env ] || bash platform/make-env.sh > .env
-ls data/fashion-mnist_train.csv* data/train-images-idx3-ubyte* >/dev/null 2>&1 \
+compgen -G "data/fashion-mnist_train.csv*" >/dev/null || compgen -G "data/train-images-idx3-ubyte*" >/dev/null \
   || { echo "test-platform: put the dataset in data/ first (see data/README.md)" >&2; exit 1; }
 trap '$compose --profile serve down -v --remove-orphans >/dev/null 2>&1 || true' EXIT
 stage build make --no-print-directory build
