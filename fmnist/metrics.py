@@ -36,7 +36,7 @@ class ClassificationMetrics:
         for name, per_class in (
             ("precision", self.per_class_precision), ("recall", self.per_class_recall), ("f1", self.per_class_f1)
         ):
-            for class_name, value in zip(CLASS_NAMES, per_class):
+            for class_name, value in zip(CLASS_NAMES, per_class, strict=True):
                 values[f"{name}_{metric_safe(class_name)}"] = float(value)
         return {f"{prefix}{name}": float(value) for name, value in values.items()}
 

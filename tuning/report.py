@@ -14,8 +14,9 @@ import argparse
 import sys
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import matplotlib
 
@@ -30,7 +31,7 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 from tuning import tracking  # noqa: E402
 from tuning.space import SearchSpace, load_space  # noqa: E402
 
-PLOTS = {
+PLOTS: dict[str, Callable[[optuna.Study], Any]] = {
     "optimization_history.png": optuna.visualization.matplotlib.plot_optimization_history,
     "parallel_coordinate.png": optuna.visualization.matplotlib.plot_parallel_coordinate,
     "param_importances.png": optuna.visualization.matplotlib.plot_param_importances,
@@ -86,7 +87,7 @@ def build_report(parent: Run) -> Report:
     """Trial runs of `parent` as a table and as an Optuna study over the search's own space."""
     client = MlflowClient()
     metric = parent.data.tags.get("selection_metric", "val_accuracy")
-    direction = "minimize" if metric.endswith("loss") else "maximize"
+    direction: Literal["minimize", "maximize"] = "minimize" if metric.endswith("loss") else "maximize"
     trials = client.search_runs(
         [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
         order_by=["attributes.start_time ASC"],
@@ -133,7 +134,7 @@ def _search_space(client: MlflowClient, parent_run_id: str) -> SearchSpace:
 
 
 def _distributions(space: SearchSpace, params: dict[str, Any]) -> dict[str, optuna.distributions.BaseDistribution]:
-    distributions = {}
+    distributions: dict[str, optuna.distributions.BaseDistribution] = {}
     for name in params:
         spec = space.distributions[name]
         kind = spec["type"]

@@ -79,14 +79,23 @@ def run(options: Namespace, space: SearchSpace, dataset: FashionMNIST, tracking_
     if results.num_terminated == 0:
         print(f"error: all {len(results)} trials failed; the first: {results.errors[0]!s:.300}", file=sys.stderr)
         return 1
-    best = results.get_best_result(options.metric, options.mode, scope="all")
-    model = load_checkpoint_model(best.get_best_checkpoint(options.metric, options.mode))
+    best_trial_id, best_config, best_checkpoint = _winner(results, options.metric, options.mode)
+    model = load_checkpoint_model(best_checkpoint)
     test_metrics = registry.evaluate(model, dataset.test)
     registry.log_outcome(parent_run_id, test_metrics)
     registration = registry.register(parent_run_id, model, dataset.test, test_metrics.accuracy, options.model_name)
-    tracking.finish_parent_run(parent_run_id, best)
-    print_summary(results, options, best, test_metrics, registration, parent_run_id, tracking_uri)
+    tracking.finish_parent_run(parent_run_id, best_trial_id, best_config)
+    print_summary(results, options, test_metrics, registration, parent_run_id, tracking_uri)
     return 0
+
+
+def _winner(results: tune.ResultGrid, metric: str, mode: str) -> tuple[str, dict[str, Any], tune.Checkpoint]:
+    """The best trial over all its epochs: its id, config and the checkpoint of its best epoch."""
+    best = results.get_best_result(metric, mode, scope="all")
+    checkpoint = best.get_best_checkpoint(metric, mode)
+    if checkpoint is None or not best.metrics or best.config is None:
+        raise RuntimeError(f"the best trial left no checkpoint under {best.path}")
+    return best.metrics["trial_id"], best.config, checkpoint
 
 
 def _new_tuner(
@@ -97,7 +106,7 @@ def _new_tuner(
         time_attr="training_iteration", max_t=options.max_epochs,
         grace_period=options.grace_period, reduction_factor=options.reduction_factor,
     )
-    callbacks = [
+    callbacks: list[tune.Callback] = [
         TrialRunsCallback(tracking_uri, options.experiment_name, parent_run_id, inputs),
         ConfusionMatrixImagesCallback(),
     ]

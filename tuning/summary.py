@@ -13,7 +13,7 @@ TOP_TRIALS = 5
 
 
 def print_summary(
-    results: tune.ResultGrid, options: Namespace, best: tune.Result, test_metrics: ClassificationMetrics,
+    results: tune.ResultGrid, options: Namespace, test_metrics: ClassificationMetrics,
     registration: Registration, parent_run_id: str, tracking_uri: str,
 ) -> None:
     """Top trials, the winner's test metrics, where the runs, model and TensorBoard logs are."""
@@ -25,7 +25,7 @@ def print_summary(
     print(f"\nTop {len(table)} of {len(results)} trials by {options.metric} (best epoch of each):")
     print(table.to_string(index=False, float_format=lambda value: f"{value:.4g}"))
     winner = frame.iloc[0]
-    print(f"\nBest trial {best.metrics['trial_id']}: {options.metric} {winner[options.metric]:.4f} at epoch {winner['training_iteration']}")
+    print(f"\nBest trial {winner['trial_id']}: {options.metric} {winner[options.metric]:.4f} at epoch {winner['training_iteration']}")
     print(
         f"Test set: accuracy {test_metrics.accuracy:.4f}, precision {test_metrics.precision:.4f}, "
         f"recall {test_metrics.recall:.4f}, F1 {test_metrics.f1:.4f}"

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+from mlflow.data.numpy_dataset import from_numpy
 from mlflow.entities import DatasetInput, InputTag, Param
 from mlflow.tracking import MlflowClient
-from ray.tune import Result
 
 from fmnist.data import Split
 
@@ -56,16 +56,16 @@ def log_search_settings(run_id: str, settings: dict[str, Any], space_file: Path,
     client.log_inputs(run_id, datasets=inputs)
 
 
-def finish_parent_run(run_id: str, best: Result) -> None:
+def finish_parent_run(run_id: str, best_trial_id: str, best_config: dict[str, Any]) -> None:
     """Record the winning trial (its config as `best.*` params, its run) and close the parent run."""
     client = MlflowClient()
     best_trial_runs = client.search_runs(
         [client.get_run(run_id).info.experiment_id],
-        filter_string=f"tags.mlflow.parentRunId = '{run_id}' and tags.trial_id = '{best.metrics['trial_id']}'",
+        filter_string=f"tags.mlflow.parentRunId = '{run_id}' and tags.trial_id = '{best_trial_id}'",
     )
-    params = [Param(f"best.{name}", str(value)) for name, value in sorted(best.config.items())]
+    params = [Param(f"best.{name}", str(value)) for name, value in sorted(best_config.items())]
     client.log_batch(run_id, params=params)
-    client.set_tag(run_id, "best_trial_id", best.metrics["trial_id"])
+    client.set_tag(run_id, "best_trial_id", best_trial_id)
     if best_trial_runs:
         client.set_tag(run_id, "best_trial_run_id", best_trial_runs[0].info.run_id)
     client.set_terminated(run_id, "FINISHED")
@@ -75,7 +75,7 @@ def dataset_inputs(train: Split, validation: Split, digest: str, source: Path) -
     """Lineage records for the training and validation splits, carrying the dataset's digest."""
     inputs = []
     for context, split in (("training", train), ("validation", validation)):
-        dataset = mlflow.data.from_numpy(
+        dataset = from_numpy(
             split.images, targets=split.labels, source=str(source.resolve()),
             name=f"fashion-mnist-{context}", digest=digest[:DIGEST_LENGTH],
         )
