@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
-import matplotlib.pyplot as plt
-import numpy as np
 from mlflow.entities import DatasetInput
 from mlflow.tracking import MlflowClient
 from ray.air.integrations.mlflow import MLflowLoggerCallback
 
-from fmnist.metrics import confusion_matrix_figure
-from tuning.trainable import CONFUSION_MATRIX_KEY
+from tuning.confusion_images import epoch_image
 
 if TYPE_CHECKING:
     from ray.tune.experiment import Trial
@@ -51,12 +47,10 @@ class TrialRunsCallback(MLflowLoggerCallback):
 
     def log_trial_result(self, iteration: int, trial: Trial, result: dict) -> None:
         super().log_trial_result(iteration, trial, result)
-        if CONFUSION_MATRIX_KEY in result:
-            matrix = np.array(json.loads(result[CONFUSION_MATRIX_KEY]))
-            epoch = int(result["epoch"])
-            figure = confusion_matrix_figure(matrix, title=f"{trial.trial_id} validation, epoch {epoch}")
-            MlflowClient().log_figure(self._trial_runs[trial], figure, f"confusion_matrix/epoch_{epoch:03d}.png")
-            plt.close(figure)
+        image = epoch_image(trial.trial_id, result)
+        if image is not None:
+            artifact = f"confusion_matrix/epoch_{int(result['epoch']):03d}.png"
+            MlflowClient().log_image(self._trial_runs[trial], image, artifact_file=artifact)
 
     def get_state(self) -> dict:
         return {"runs_by_trial_id": dict(self._runs_by_trial_id)}
