@@ -79,6 +79,7 @@ def test_from_dict_ignores_tune_bookkeeping_keys() -> None:
 @pytest.mark.parametrize("mixed_precision", [False, True], ids=["float32", "bfloat16"])
 def test_one_epoch_on_real_images_learns(dataset, mixed_precision: bool) -> None:
     train, validation = stratified_split(stratified_subset(dataset.train, 3_000), validation_fraction=0.2)
+    keras.utils.set_random_seed(0)  # one epoch on 2,400 images lands near 0.55: keep it repeatable
     model = build(ModelConfig(mixed_precision=mixed_precision, batch_size=64))
     model.fit(train.images, one_hot(train.labels), batch_size=64, epochs=1, verbose=0)
     predicted = model.predict(validation.images, verbose=0).argmax(axis=1)
