@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 
-import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from sklearn.metrics import (
+    ConfusionMatrixDisplay,
+    confusion_matrix,
+    precision_recall_fscore_support,
+)
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix, precision_recall_fscore_support  # noqa: E402
-
-from fmnist.data import CLASS_NAMES  # noqa: E402
+from fmnist.data import CLASS_NAMES
 
 CLASS_INDICES = list(range(len(CLASS_NAMES)))
 
@@ -41,7 +42,7 @@ class ClassificationMetrics:
         return {f"{prefix}{name}": float(value) for name, value in values.items()}
 
 
-def classify(labels: np.ndarray, predictions: np.ndarray) -> ClassificationMetrics:
+def classification_metrics(labels: np.ndarray, predictions: np.ndarray) -> ClassificationMetrics:
     """Compute every metric from true labels and predicted labels (both integer class indices)."""
     precision, recall, f1, _ = precision_recall_fscore_support(
         labels, predictions, labels=CLASS_INDICES, zero_division=0
@@ -58,9 +59,13 @@ def classify(labels: np.ndarray, predictions: np.ndarray) -> ClassificationMetri
     )
 
 
-def confusion_matrix_figure(matrix: np.ndarray, title: str = "Confusion matrix") -> plt.Figure:
-    """A labelled confusion-matrix figure (rows: true class, columns: predicted class)."""
-    figure, axes = plt.subplots(figsize=(8, 7), dpi=100)
+def confusion_matrix_figure(matrix: np.ndarray, title: str = "Confusion matrix") -> Figure:
+    """A labelled confusion-matrix figure (rows: true class, columns: predicted class).
+
+    A plain `Figure`, not pyplot's: making it touches no global state and no backend.
+    """
+    figure = Figure(figsize=(8, 7), dpi=100)
+    axes = figure.add_subplot()
     ConfusionMatrixDisplay(matrix, display_labels=list(CLASS_NAMES)).plot(
         ax=axes, cmap="Blues", xticks_rotation=45, colorbar=False, values_format="d"
     )
@@ -69,13 +74,11 @@ def confusion_matrix_figure(matrix: np.ndarray, title: str = "Confusion matrix")
     return figure
 
 
-def confusion_matrix_png(matrix: np.ndarray, title: str = "Confusion matrix") -> bytes:
-    """The confusion-matrix figure encoded as PNG bytes."""
-    figure = confusion_matrix_figure(matrix, title)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    plt.close(figure)
-    return buffer.getvalue()
+def confusion_matrix_image(matrix: np.ndarray, title: str = "Confusion matrix") -> np.ndarray:
+    """The confusion-matrix figure as an RGB image, uint8 (height, width, 3), for MLflow and TensorBoard."""
+    canvas = FigureCanvasAgg(confusion_matrix_figure(matrix, title))
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[:, :, :3].copy()
 
 
 def metric_safe(class_name: str) -> str:

@@ -6,65 +6,13 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
-import os
-from dataclasses import dataclass
-from typing import Any, Literal
+import keras
+import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the logs
+from fmnist.config import ModelConfig
+from fmnist.readers import IMAGE_SIDE, NUM_CLASSES
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-
-from fmnist.readers import IMAGE_SIDE, NUM_CLASSES  # noqa: E402
-
-Optimizer = Literal["adam", "adamw", "sgd", "rmsprop"]
-OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "sgd", "rmsprop")
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Everything that shapes and trains the CNN; defaults reproduce the original notebook."""
-
-    filters_1: int = 32
-    filters_2: int = 64
-    filters_3: int = 128
-    dropout_1: float = 0.25
-    dropout_2: float = 0.25
-    dropout_3: float = 0.4
-    dense_units: int = 128
-    dense_dropout: float = 0.3
-    learning_rate: float = 1e-3
-    batch_size: int = 128
-    optimizer: Optimizer = "adam"
-    weight_decay: float = 0.0
-    label_smoothing: float = 0.0
-    augment: bool = False
-    mixed_precision: bool = False
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
-        """Build a config from a dict (e.g. a Tune trial's config), ignoring keys it does not know."""
-        known = {field.name for field in dataclasses.fields(cls)}
-        config = cls(**{key: value for key, value in values.items() if key in known})
-        config.validate()
-        return config
-
-    def validate(self) -> None:
-        """Raise ValueError naming the first setting that cannot build a model."""
-        for name in ("filters_1", "filters_2", "filters_3", "dense_units", "batch_size"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
-        for name in ("dropout_1", "dropout_2", "dropout_3", "dense_dropout", "label_smoothing"):
-            if not 0.0 <= float(getattr(self, name)) < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        if not float(self.learning_rate) > 0:
-            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
-        if float(self.weight_decay) < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
-
+__all__ = ["ModelConfig", "build", "one_hot"]
 
 def build(config: ModelConfig = ModelConfig()) -> keras.Model:
     """Build and compile the CNN. Input: raw pixels (N, 28, 28) in 0..255; output: class probabilities."""

@@ -1,22 +1,25 @@
-"""The search's outcome in MLflow: test evaluation, the logged Keras model, registry version and champion."""
+"""The search's outcome in MLflow: test metrics, the logged Keras model, its registry version and the champion."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import keras
-import matplotlib.pyplot as plt
 import mlflow
-import mlflow.tensorflow
 import numpy as np
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
 from fmnist.data import Split
-from fmnist.metrics import ClassificationMetrics, classify, confusion_matrix_figure
+from fmnist.metrics import ClassificationMetrics, confusion_matrix_image
+
+if TYPE_CHECKING:
+    import keras
 
 CHAMPION_ALIAS = "champion"
 TEST_ACCURACY_TAG = "test_accuracy"
+TEST_CONFUSION_MATRIX_ARTIFACT = "confusion_matrix/test.png"
 
 
 @dataclass(frozen=True)
@@ -30,24 +33,21 @@ class Registration:
     previous_champion_accuracy: float | None
 
 
-def evaluate(model: keras.Model, test: Split) -> ClassificationMetrics:
-    """Every metric of `model` on the test split (used once, after the search has chosen)."""
-    probabilities = model.predict(test.images, batch_size=1024, verbose=0)
-    return classify(test.labels, probabilities.argmax(axis=1))
-
-
-def log_outcome(run_id: str, test_metrics: ClassificationMetrics) -> None:
-    """Test metrics (macro and per class) and the test confusion matrix on the parent run."""
-    client = MlflowClient()
-    for name, value in test_metrics.scalars(prefix="test_").items():
-        client.log_metric(run_id, name, value)
-    figure = confusion_matrix_figure(test_metrics.confusion_matrix, title="Best trial on the test set")
-    client.log_figure(run_id, figure, "confusion_matrix/test.png")
-    plt.close(figure)
+def log_test_metrics(run_id: str, test_metrics: ClassificationMetrics) -> None:
+    """Test metrics (macro and per class) and the test confusion matrix on the search's parent run."""
+    client, now_ms = MlflowClient(), int(time.time() * 1000)
+    client.log_batch(run_id, metrics=[
+        mlflow.entities.Metric(name, value, timestamp=now_ms, step=0)
+        for name, value in test_metrics.scalars(prefix="test_").items()
+    ])
+    image = confusion_matrix_image(test_metrics.confusion_matrix, title="Best trial on the test set")
+    client.log_image(run_id, image, artifact_file=TEST_CONFUSION_MATRIX_ARTIFACT)
 
 
 def register(run_id: str, model: keras.Model, test: Split, test_accuracy: float, model_name: str) -> Registration:
     """Log `model` (TensorFlow flavor, saved as .keras; signature, input example), register it, promote it if it beats the champion."""
+    import mlflow.tensorflow
+
     example = test.images[:5].astype(np.float32)
     signature = infer_signature(example, model.predict(example, verbose=0))
     with mlflow.start_run(run_id=run_id):

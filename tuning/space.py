@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import optuna
 import yaml
 from ray import tune
 
-from fmnist.model import ModelConfig
+from fmnist.config import ModelConfig
+from tuning.settings import DEFAULT_SPACE_FILE
 
-DEFAULT_SPACE_FILE = Path(__file__).with_name("search_space.yaml")
 DISTRIBUTIONS = {
     "uniform": ("low", "high"),
     "loguniform": ("low", "high"),
@@ -54,6 +55,17 @@ class SearchSpace:
         for name, spec in self.distributions.items():
             space[name] = _tune_domain(spec)
         return space
+
+    def optuna_distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:
+        """The same space in Optuna's terms, for a study over this search's trials."""
+        return {name: _optuna_distribution(spec) for name, spec in self.distributions.items()}
+
+    def typed_value(self, name: str, text: str) -> Any:
+        """A searched value stored as text (an MLflow param) back in its space's type."""
+        spec = self.distributions[name]
+        if spec["type"] == "choice":
+            return next(choice for choice in spec["choices"] if str(choice) == text)
+        return int(text) if spec["type"] == "randint" else float(text)
 
     def baseline(self) -> dict[str, Any]:
         """The original project's config restricted to the searched settings (`points_to_evaluate`)."""
@@ -156,6 +168,15 @@ def _check_contains_baseline(where: str, name: str, kind: str, spec: dict[str, A
         raise SearchSpaceError(
             f"{where}: must include the original value {original!r}, which is evaluated as the first trial"
         )
+
+
+def _optuna_distribution(spec: dict[str, Any]) -> optuna.distributions.BaseDistribution:
+    kind = spec["type"]
+    if kind == "choice":
+        return optuna.distributions.CategoricalDistribution(spec["choices"])
+    if kind == "randint":
+        return optuna.distributions.IntDistribution(spec["low"], spec["high"], step=spec.get("step", 1))
+    return optuna.distributions.FloatDistribution(spec["low"], spec["high"], log=kind == "loguniform")
 
 
 def _tune_domain(spec: dict[str, Any]) -> Any:

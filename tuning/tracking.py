@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -12,26 +11,24 @@ import mlflow
 from mlflow.data.numpy_dataset import from_numpy
 from mlflow.entities import DatasetInput, InputTag, Param
 from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
 from fmnist.data import Split
 
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-DEFAULT_EXPERIMENT = "fmnist-tune"
 DIGEST_LENGTH = 32  # MLflow stores dataset digests in 36 characters
 SPACE_ARTIFACT_DIR = "search"
+PARENT_RUN_TAG = "mlflow.parentRunId"
+"""MLflow's system tag that nests a trial's run under its search's parent run."""
+SEARCH_RUN_TAG = "fmnist.search"
+"""Marks a search's parent run (its trial runs carry `mlflow.parentRunId` instead)."""
 
 
 class TrackingError(RuntimeError):
     """The MLflow tracking server cannot be used; the message names the URI."""
 
 
-def resolve_tracking_uri(flag: str | None) -> str:
-    """`--tracking-uri`, else `MLFLOW_TRACKING_URI`, else a local SQLite file."""
-    return flag or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
-
-
-def connect(tracking_uri: str, experiment_name: str) -> str:
-    """Point MLflow at `tracking_uri`, check it answers, and return the experiment's id."""
+def ensure_experiment(tracking_uri: str, experiment_name: str) -> str:
+    """Point MLflow at `tracking_uri`, check it answers, create the experiment if missing; return its id."""
     if tracking_uri.startswith(("http://", "https://")):
         _check_server(tracking_uri)
     mlflow.set_tracking_uri(tracking_uri)
@@ -43,17 +40,25 @@ def connect(tracking_uri: str, experiment_name: str) -> str:
         raise TrackingError(f"--tracking-uri {tracking_uri}: {str(error).splitlines()[0]}") from None
 
 
-def start_parent_run(experiment_id: str, run_name: str, tags: dict[str, str]) -> str:
-    """Create the search's parent run; trial runs nest under it through `mlflow.parentRunId`."""
-    return MlflowClient().create_run(experiment_id, run_name=run_name, tags=tags).info.run_id
-
-
-def log_search_settings(run_id: str, settings: dict[str, Any], space_file: Path, inputs: list[DatasetInput]) -> None:
-    """The search's settings as params, its search-space file as an artifact, the dataset as lineage."""
+def start_parent_run(
+    experiment_id: str, search_name: str, params: dict[str, str], space_file: Path, inputs: list[DatasetInput]
+) -> str:
+    """Create the search's parent run, named after the search, with its settings as params, its
+    search-space file as an artifact and the dataset as lineage. Trial runs nest under it."""
     client = MlflowClient()
-    client.log_batch(run_id, params=[Param(f"search.{name}", str(value)) for name, value in settings.items()])
+    run_id = client.create_run(experiment_id, run_name=search_name, tags={SEARCH_RUN_TAG: "true"}).info.run_id
+    client.log_batch(run_id, params=[Param(name, value) for name, value in params.items()])
     client.log_artifact(run_id, str(space_file), artifact_path=SPACE_ARTIFACT_DIR)
     client.log_inputs(run_id, datasets=inputs)
+    return run_id
+
+
+def check_run_exists(tracking_uri: str, run_id: str) -> None:
+    """TrackingError unless the run is in the store at `tracking_uri` (a resumed search logs into it)."""
+    try:
+        MlflowClient().get_run(run_id)
+    except mlflow.exceptions.MlflowException:
+        raise TrackingError(f"--tracking-uri {tracking_uri}: the search's parent run {run_id} is not there") from None
 
 
 def finish_parent_run(run_id: str, best_trial_id: str, best_config: dict[str, Any]) -> None:
@@ -79,7 +84,8 @@ def dataset_inputs(train: Split, validation: Split, digest: str, source: Path) -
             split.images, targets=split.labels, source=str(source.resolve()),
             name=f"fashion-mnist-{context}", digest=digest[:DIGEST_LENGTH],
         )
-        inputs.append(DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)]))
+        entity = mlflow.entities.Dataset(**dataset.to_dict())
+        inputs.append(DatasetInput(entity, tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)]))
     return inputs
 
 

@@ -8,18 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import keras
-import numpy as np
 import ray
 import tensorflow as tf
 from ray import tune
 
 from fmnist.data import Split
-from fmnist.metrics import classify
+from fmnist.evaluation import evaluate
 from fmnist.model import ModelConfig, build, one_hot
+from tuning.objective import CONFUSION_MATRIX_KEY, EPOCH_KEY
 
 MODEL_FILE = "model.keras"
 STATE_FILE = "state.json"
-CONFUSION_MATRIX_KEY = "val_confusion_matrix"
 
 
 def train_cnn(config: dict[str, Any], *, train: Split, validation: Split, max_epochs: int, seed: int = 0) -> None:
@@ -36,7 +35,8 @@ def train_cnn(config: dict[str, Any], *, train: Split, validation: Split, max_ep
     for epoch in range(finished_epochs + 1, max_epochs + 1):
         history = model.fit(train.images, targets, batch_size=model_config.batch_size, epochs=1, verbose=0)
         metrics = {
-            "epoch": epoch,
+            EPOCH_KEY: epoch,
+            "train_images": len(train),
             "train_loss": float(history.history["loss"][-1]),
             "train_accuracy": float(history.history["accuracy"][-1]),
             **validation_metrics(model, validation),
@@ -49,16 +49,15 @@ def train_cnn(config: dict[str, Any], *, train: Split, validation: Split, max_ep
 
 def validation_metrics(model: keras.Model, validation: Split) -> dict[str, Any]:
     """Loss, accuracy, macro precision/recall/F1 and the confusion matrix (as JSON) on the validation split."""
-    probabilities = model.predict(validation.images, batch_size=1024, verbose=0)
-    loss = keras.losses.categorical_crossentropy(one_hot(validation.labels), probabilities)
-    result = classify(validation.labels, probabilities.argmax(axis=1))
+    evaluation = evaluate(model, validation)
+    scores = evaluation.metrics
     return {
-        "val_loss": float(np.mean(keras.ops.convert_to_numpy(loss))),
-        "val_accuracy": result.accuracy,
-        "val_precision": result.precision,
-        "val_recall": result.recall,
-        "val_f1": result.f1,
-        CONFUSION_MATRIX_KEY: json.dumps(result.confusion_matrix.tolist()),
+        "val_loss": evaluation.loss,
+        "val_accuracy": scores.accuracy,
+        "val_precision": scores.precision,
+        "val_recall": scores.recall,
+        "val_f1": scores.f1,
+        CONFUSION_MATRIX_KEY: json.dumps(scores.confusion_matrix.tolist()),
     }
 
 

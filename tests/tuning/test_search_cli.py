@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -15,15 +16,15 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.tuning.conftest import MlflowServer, free_port, run_module, search_environment
+from tuning.settings import SearchSettings, flag
 
 
 def test_help_documents_every_flag(tmp_path: Path) -> None:
     finished = run_module("tuning.search", ["--help"], cwd=tmp_path)
     assert finished.returncode == 0
-    for flag in ("--config", "--num-samples", "--max-epochs", "--grace-period", "--reduction-factor",
-                 "--max-concurrent-trials", "--cpus-per-trial", "--gpus-per-trial", "--time-budget-s", "--seed",
-                 "--metric", "--resume", "--tracking-uri", "--address", "--storage-path", "--data-dir"):
-        assert flag in finished.stdout
+    every_setting = [flag(field.name) for field in dataclasses.fields(SearchSettings)]
+    for option in (*every_setting, "--smoke-test", "--resume"):
+        assert f"\n  {option} " in finished.stdout, option
 
 
 @pytest.mark.slow
@@ -51,33 +52,46 @@ def _first_checkpoint(experiment_dir: Path, search: subprocess.Popen, timeout: f
 
 @pytest.mark.slow
 def test_resume_continues_an_interrupted_search(mlflow_server: MlflowServer, shared_data_dir: Path, tmp_path: Path) -> None:
-    arguments = ["--data-dir", str(shared_data_dir), "--train-size", "3000", "--storage-path", "results", "--name", "interrupted",
-                 "--experiment-name", "resume-test", "--model-name", "fmnist-cnn-resume"]
+    """Interrupted with Ctrl+C, then resumed with the README's command alone: every saved setting comes back."""
     search = subprocess.Popen(
-        [sys.executable, "-m", "tuning.search", *arguments, "--num-samples", "3", "--max-epochs", "3", "--max-concurrent-trials", "1"],
+        [sys.executable, "-m", "tuning.search", "--data-dir", str(shared_data_dir), "--train-size", "3000",
+         "--name", "interrupted", "--experiment-name", "resume-test", "--model-name", "fmnist-cnn-resume",
+         "--num-samples", "3", "--max-epochs", "3", "--max-concurrent-trials", "1"],
         cwd=tmp_path, env=search_environment(MLFLOW_TRACKING_URI=mlflow_server.uri),
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
-    _first_checkpoint(tmp_path / "results" / "interrupted", search)
+    experiment_dir = tmp_path / "results" / "interrupted"
+    _first_checkpoint(experiment_dir, search)
     search.send_signal(signal.SIGINT)
     _, stderr = search.communicate(timeout=300)
     assert search.returncode == 130, stderr[-3000:]
     assert "--resume --name interrupted" in stderr
 
-    resumed = run_module("tuning.search", [*arguments, "--resume"], cwd=tmp_path, MLFLOW_TRACKING_URI=mlflow_server.uri)
+    conflicting = run_module("tuning.search", ["--resume", "--name", "interrupted", "--train-size", "5000"], cwd=tmp_path)
+    assert conflicting.returncode == 2
+    assert conflicting.stderr.strip().splitlines()[-1] == (
+        "error: --resume: --train-size 5000 conflicts with the saved search's 3000; "
+        "drop the flag to continue the search as it was started"
+    )
+
+    resumed = run_module("tuning.search", ["--resume", "--name", "interrupted"], cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     client = MlflowClient(mlflow_server.uri)
     experiment = client.get_experiment_by_name("resume-test")
-    (parent,) = client.search_runs([experiment.experiment_id], filter_string="tags.search_name = 'interrupted'")
+    (parent,) = client.search_runs([experiment.experiment_id], filter_string="attributes.run_name = 'interrupted'")
     trial_runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
-    trial_dirs = list((tmp_path / "results" / "interrupted").glob("train_cnn_*"))
+    trial_dirs = list(experiment_dir.glob("train_cnn_*"))
     assert len(trial_runs) == len(trial_dirs) == 3
     assert len({run.data.tags["trial_id"] for run in trial_runs}) == 3
     for run in trial_runs:
         epochs = int(run.data.metrics["training_iteration"])
         steps = [point.step for point in client.get_metric_history(run.info.run_id, "val_accuracy")]
         assert sorted(set(steps)) == list(range(1, epochs + 1)), (run.info.run_name, steps)
+    for trial_dir in trial_dirs:
+        results = [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines()]
+        assert {result["train_images"] for result in results} == {2700}, "the resumed trials trained on other data"
     assert parent.info.status == "FINISHED" and "test_accuracy" in parent.data.metrics
+    assert client.get_registered_model("fmnist-cnn-resume").aliases == {"champion": "1"}
 
 
 def _assert_refused_before_anything(finished: subprocess.CompletedProcess, workdir: Path, *fragments: str) -> None:

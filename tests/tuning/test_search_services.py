@@ -45,7 +45,7 @@ def finished_search(mlflow_server: MlflowServer, shared_data_dir: Path, tmp_path
     mlflow.set_tracking_uri(mlflow_server.uri)
     client = MlflowClient(mlflow_server.uri)
     experiment = client.get_experiment_by_name("fmnist-tune")
-    parents = client.search_runs([experiment.experiment_id], filter_string="tags.search_name = 'services'")
+    parents = client.search_runs([experiment.experiment_id], filter_string="attributes.run_name = 'services'")
     assert len(parents) == 1
     parent_run_id = parents[0].info.run_id
     trial_runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'")
@@ -143,19 +143,21 @@ def test_tensorboard_holds_scalars_hparams_and_images(finished_search: FinishedS
 
 
 def test_champion_moves_only_to_a_better_model(finished_search: FinishedSearch, dataset) -> None:
+    """Under a model name of its own, so the search's champion stays as the other tests expect."""
     from tuning import registry
 
     mlflow.set_tracking_uri(finished_search.server.uri)
     client = MlflowClient(finished_search.server.uri)
-    champion = client.get_model_version_by_alias("fmnist-cnn", "champion")
-    current = float(champion.tags["test_accuracy"])
-    model = mlflow.tensorflow.load_model(f"models:/fmnist-cnn/{champion.version}")
-    worse = registry.register(finished_search.parent_run_id, model, dataset.test, current - 0.05, "fmnist-cnn")
-    assert not worse.promoted and worse.previous_champion_accuracy == pytest.approx(current, abs=1e-6)
-    assert client.get_model_version_by_alias("fmnist-cnn", "champion").version == champion.version
-    better = registry.register(finished_search.parent_run_id, model, dataset.test, min(current + 0.01, 1.0), "fmnist-cnn")
+    name = "fmnist-cnn-promotion-test"
+    model = mlflow.tensorflow.load_model("models:/fmnist-cnn@champion")
+    first = registry.register(finished_search.parent_run_id, model, dataset.test, 0.80, name)
+    assert first.promoted and first.previous_champion_accuracy is None
+    worse = registry.register(finished_search.parent_run_id, model, dataset.test, 0.75, name)
+    assert not worse.promoted and worse.previous_champion_accuracy == pytest.approx(0.80, abs=1e-6)
+    assert client.get_model_version_by_alias(name, "champion").version == first.version
+    better = registry.register(finished_search.parent_run_id, model, dataset.test, 0.85, name)
     assert better.promoted
-    assert client.get_model_version_by_alias("fmnist-cnn", "champion").version == better.version != champion.version
+    assert client.get_model_version_by_alias(name, "champion").version == better.version != first.version
 
 
 def test_report_compares_runs_and_saves_optuna_plots(finished_search: FinishedSearch) -> None:

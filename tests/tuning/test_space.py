@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from ray.tune.search.sample import Categorical, Float, Integer
 
-from tuning.space import DEFAULT_SPACE_FILE, SearchSpaceError, load_space
+from tuning.settings import DEFAULT_SPACE_FILE
+from tuning.space import SearchSpaceError, load_space
 
 
 def test_default_space_covers_the_model_and_contains_the_baseline() -> None:

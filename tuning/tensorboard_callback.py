@@ -8,6 +8,7 @@ from ray.tune.logger import LoggerCallback
 from tensorboardX import SummaryWriter
 
 from tuning.confusion_images import epoch_image
+from tuning.objective import EPOCH_KEY
 
 if TYPE_CHECKING:
     from ray.tune.experiment import Trial
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
 IMAGE_TAG = "validation/confusion_matrix"
 
 
-class ConfusionMatrixImagesCallback(LoggerCallback):
+class TensorBoardConfusionMatrixCallback(LoggerCallback):
     """Writes `validation/confusion_matrix` images into each trial's TensorBoard log directory,
     beside the scalars and HParams of Tune's own TBXLoggerCallback."""
 
@@ -29,7 +30,7 @@ class ConfusionMatrixImagesCallback(LoggerCallback):
         if trial not in self._writers:
             trial.init_local_path()
             self._writers[trial] = SummaryWriter(trial.local_path, filename_suffix=".confusion_matrix")
-        self._writers[trial].add_image(IMAGE_TAG, image, global_step=int(result["epoch"]), dataformats="HWC")
+        self._writers[trial].add_image(IMAGE_TAG, image, global_step=int(result[EPOCH_KEY]), dataformats="HWC")
         self._writers[trial].flush()
 
     def log_trial_end(self, trial: Trial, failed: bool = False) -> None:

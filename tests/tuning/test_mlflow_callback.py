@@ -1,0 +1,77 @@
+"""The MLflow callback on a real (SQLite) tracking store, driven as Tune drives it: start, results, end,
+and a restart from the saved state. No model is trained."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+from ray.tune.experiment import Trial
+
+from tuning.mlflow_callback import MLflowTrialsCallback
+from tuning.objective import CONFUSION_MATRIX_KEY
+from tuning.tracking import PARENT_RUN_TAG
+
+
+def _result(epoch: int, accuracy: float) -> dict:
+    matrix = (np.eye(10, dtype=int) * 5).tolist()
+    return {"training_iteration": epoch, "epoch": epoch, "val_accuracy": accuracy, "done": False,
+            "trial_id": "t", CONFUSION_MATRIX_KEY: json.dumps(matrix)}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> tuple[str, str, str]:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment_id = client.create_experiment("callback-test", artifact_location=(tmp_path / "artifacts").as_uri())
+    parent_run_id = client.create_run(experiment_id, run_name="search").info.run_id
+    return uri, experiment_id, parent_run_id
+
+
+def test_a_trial_gets_one_nested_run_with_params_metrics_and_images(store: tuple[str, str, str]) -> None:
+    uri, experiment_id, parent_run_id = store
+    callback = MLflowTrialsCallback(uri, experiment_id, parent_run_id, inputs=[])
+    trial = Trial("train_cnn", config={"learning_rate": 0.001, "optimizer": "adam"}, trial_id="aaa00001", stub=True)
+    callback.log_trial_start(trial)
+    callback.log_trial_result(1, trial, _result(1, 0.80))
+    callback.log_trial_result(2, trial, _result(2, 0.85))
+    callback.log_trial_end(trial)
+
+    client = MlflowClient(uri)
+    run = client.get_run(callback.run_ids["aaa00001"])
+    assert run.data.tags[PARENT_RUN_TAG] == parent_run_id and run.data.tags["trial_id"] == "aaa00001"
+    assert run.data.params == {"learning_rate": "0.001", "optimizer": "adam"}
+    assert [(point.step, point.value) for point in client.get_metric_history(run.info.run_id, "val_accuracy")] == [
+        (1, 0.80), (2, 0.85)]
+    assert "done" not in run.data.metrics and "trial_id" not in run.data.metrics
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "confusion_matrix")] == [
+        "confusion_matrix/epoch_001.png", "confusion_matrix/epoch_002.png"]
+    assert run.info.status == "FINISHED"
+
+
+def test_a_restored_callback_logs_into_the_run_the_trial_started(store: tuple[str, str, str]) -> None:
+    """What `Tuner.restore` does: a new callback object with the saved state, and a new Trial object."""
+    uri, experiment_id, parent_run_id = store
+    before = MLflowTrialsCallback(uri, experiment_id, parent_run_id, inputs=[])
+    before.log_trial_start(Trial("train_cnn", config={"seed": 1}, trial_id="bbb00002", stub=True))
+    before.log_trial_result(1, Trial("train_cnn", config={"seed": 1}, trial_id="bbb00002", stub=True), _result(1, 0.7))
+    state = pickle.loads(pickle.dumps(before.get_state()))
+
+    after = MLflowTrialsCallback(uri, experiment_id, parent_run_id, inputs=[])
+    after.set_state(state)
+    restored_trial = Trial("train_cnn", config={"seed": 1}, trial_id="bbb00002", stub=True)
+    after.log_trial_start(restored_trial)
+    assert MlflowClient(uri).get_run(after.run_ids["bbb00002"]).info.status == "RUNNING"
+    after.log_trial_result(2, restored_trial, _result(2, 0.75))
+    after.log_trial_end(restored_trial)
+
+    mlflow.set_tracking_uri(uri)
+    runs = MlflowClient(uri).search_runs([experiment_id], filter_string=f"tags.`{PARENT_RUN_TAG}` = '{parent_run_id}'")
+    assert len(runs) == 1 and runs[0].info.run_id == before.run_ids["bbb00002"]
+    steps = [point.step for point in MlflowClient(uri).get_metric_history(runs[0].info.run_id, "val_accuracy")]
+    assert steps == [1, 2]

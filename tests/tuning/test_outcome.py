@@ -1,0 +1,65 @@
+"""Reading a finished Tune run: interruption, and the winner by its best epoch (no model is trained)."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import pytest
+import ray
+from ray import tune
+
+from tuning.outcome import was_interrupted, winner
+
+# The validation accuracy each trial reports at epochs 1, 2, 3: "peaked" is best at epoch 2 but ends
+# below "steady"; selection by the best epoch must pick "peaked" and its epoch-2 checkpoint.
+CURVES = {"steady": [0.70, 0.80, 0.85], "peaked": [0.75, 0.90, 0.60], "weak": [0.50, 0.55, 0.60]}
+
+
+@pytest.mark.parametrize(
+    ("statuses", "num_samples", "budget", "elapsed", "expected"),
+    [
+        (["TERMINATED", "TERMINATED"], 2, None, 10.0, False),
+        (["TERMINATED", "ERROR"], 2, None, 10.0, False),
+        (["TERMINATED", "RUNNING"], 2, None, 10.0, True),
+        (["TERMINATED", "PENDING"], 2, 60.0, 70.0, True),
+        (["TERMINATED"], 2, None, 10.0, True),
+        (["TERMINATED"], 2, 60.0, 30.0, True),
+        (["TERMINATED"], 2, 60.0, 61.0, False),
+    ],
+)
+def test_interruption_is_read_from_trial_statuses(
+    statuses: list[str], num_samples: int, budget: float | None, elapsed: float, expected: bool
+) -> None:
+    assert was_interrupted(statuses, num_samples, budget, elapsed) is expected
+
+
+def _report_curve(config: dict) -> None:
+    for epoch, accuracy in enumerate(CURVES[config["curve"]], start=1):
+        with tempfile.TemporaryDirectory() as directory:
+            (Path(directory) / "epoch.json").write_text(json.dumps(epoch))
+            tune.report({"val_accuracy": accuracy, "epoch": epoch}, checkpoint=tune.Checkpoint.from_directory(directory))
+
+
+@pytest.fixture(scope="module")
+def curves_results(tmp_path_factory: pytest.TempPathFactory) -> tune.ResultGrid:
+    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    tuner = tune.Tuner(
+        _report_curve,
+        param_space={"curve": tune.grid_search(list(CURVES))},
+        run_config=tune.RunConfig(storage_path=str(tmp_path_factory.mktemp("tune")), name="curves", verbose=0),
+    )
+    yield tuner.fit()
+    ray.shutdown()
+
+
+def test_the_winner_is_the_best_epoch_of_any_trial(curves_results: tune.ResultGrid) -> None:
+    best = winner(curves_results, "val_accuracy", "max")
+    assert best.config == {"curve": "peaked"}
+    with best.checkpoint.as_directory() as directory:
+        assert json.loads((Path(directory) / "epoch.json").read_text()) == 2
+
+
+def test_minimising_picks_the_lowest_value_of_any_epoch(curves_results: tune.ResultGrid) -> None:
+    assert winner(curves_results, "val_accuracy", "min").config == {"curve": "weak"}

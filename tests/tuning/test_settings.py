@@ -1,0 +1,112 @@
+"""The search's settings: built once from the flags, validated, saved, and restored by `--resume`."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from tuning import cli
+from tuning.saved_search import STATE_FILE, SavedSearch, SavedSearchError
+from tuning.settings import SearchSettings, SettingsError
+
+
+def new_settings(*argv: str) -> SearchSettings:
+    return cli.parse(list(argv)).new_settings()
+
+
+def test_flags_override_defaults_and_the_rest_keep_them() -> None:
+    settings = new_settings("--num-samples", "7", "--metric", "val_loss", "--name", "s1", "--tracking-uri", "sqlite:///x.db")
+    assert settings.num_samples == 7 and settings.metric == "val_loss" and settings.mode == "min"
+    assert settings.max_epochs == SearchSettings(name="x").max_epochs
+    assert settings.name == "s1" and settings.tracking_uri == "sqlite:///x.db"
+
+
+def test_the_tracking_uri_is_resolved_once_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
+    assert new_settings().tracking_uri == "http://127.0.0.1:5999"
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    assert new_settings().tracking_uri == "sqlite:///mlflow.db"
+
+
+def test_smoke_test_is_a_preset_that_explicit_flags_override() -> None:
+    smoke = new_settings("--smoke-test")
+    assert (smoke.num_samples, smoke.max_epochs, smoke.train_size) == (2, 1, 2000)
+    assert new_settings("--smoke-test", "--train-size", "500").train_size == 500
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--num-samples", "0"], "--num-samples must be at least 1, got 0"),
+        (["--max-epochs", "-3"], "--max-epochs must be at least 1, got -3"),
+        (["--grace-period", "6", "--max-epochs", "5"], "--grace-period 6 cannot exceed --max-epochs 5"),
+        (["--reduction-factor", "1"], "--reduction-factor must be above 1, got 1"),
+        (["--max-concurrent-trials", "0"], "--max-concurrent-trials must be at least 1, got 0"),
+        (["--cpus-per-trial", "0"], "--cpus-per-trial must be above 0, got 0"),
+        (["--gpus-per-trial", "-1"], "--gpus-per-trial must be at least 0, got -1.0"),
+        (["--validation-fraction", "1.0"], "--validation-fraction must be between 0 and 1, got 1"),
+        (["--train-size", "10"], "--train-size must be at least 100, got 10"),
+        (["--time-budget-s", "0"], "--time-budget-s must be above 0, got 0"),
+        (["--seed", "-1"], "--seed must be at least 0, got -1"),
+        (["--max-failures", "-2"], "--max-failures must be at least -1, got -2"),
+        (["--name", "a/b"], "--name must be a plain folder name, got 'a/b'"),
+    ],
+)
+def test_out_of_range_flags_are_named(argv: list[str], message: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        new_settings(*argv)
+    assert str(raised.value) == message
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--num-samples", "ten"], "error: argument --num-samples: invalid int value: 'ten'"),
+        (["--metric", "accuracy"], "error: argument --metric: invalid choice: 'accuracy'"),
+        (["--no-such-flag"], "error: unrecognized arguments: --no-such-flag"),
+        (["--resume"], "error: --resume needs --name"),
+    ],
+)
+def test_malformed_flags_exit_with_one_line(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.parse(argv)
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert error.startswith(message) and error.count("\n") == 1
+
+
+def test_saved_settings_round_trip(tmp_path: Path) -> None:
+    settings = new_settings("--name", "round-trip", "--storage-path", str(tmp_path), "--train-size", "2000", "--seed", "3")
+    SavedSearch(settings, "run-123", "digest-abc").save()
+    loaded = SavedSearch.load(settings.experiment_path)
+    assert loaded == SavedSearch(settings, "run-123", "digest-abc")
+
+
+def test_resume_restores_every_setting_and_takes_only_where_it_runs(tmp_path: Path) -> None:
+    saved = new_settings("--name", "s", "--storage-path", str(tmp_path), "--train-size", "2000", "--max-epochs", "4")
+    resumed = saved.resumed_with({"train_size": 2000, "address": "ray-head:6379", "storage_path": "elsewhere"})
+    assert resumed == dataclasses.replace(saved, address="ray-head:6379", storage_path="elsewhere")
+
+
+def test_resume_refuses_a_flag_that_changes_the_search(tmp_path: Path) -> None:
+    saved = new_settings("--name", "s", "--train-size", "2000")
+    with pytest.raises(SettingsError) as raised:
+        saved.resumed_with({"train_size": 5000})
+    assert str(raised.value).startswith("--resume: --train-size 5000 conflicts with the saved search's 2000")
+
+
+def test_resume_of_a_missing_or_broken_record_names_the_file(tmp_path: Path) -> None:
+    with pytest.raises(SavedSearchError, match=f"{tmp_path}/none/{STATE_FILE} not found"):
+        SavedSearch.load(str(tmp_path / "none"))
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / STATE_FILE).write_text('{"settings": {"name": "b", "colour": "red"}}')
+    with pytest.raises(SavedSearchError, match="is not a search record .*'colour'"):
+        SavedSearch.load(str(tmp_path / "broken"))
+
+
+def test_mlflow_params_say_what_is_searched_not_where() -> None:
+    params = new_settings("--name", "p", "--address", "ray-head:6379").mlflow_params()
+    assert params["search.num_samples"] == "10" and params["search.name"] == "p"
+    assert not {"search.address", "search.tracking_uri", "search.storage_path"} & set(params)

@@ -1,0 +1,119 @@
+"""The command line of `python -m tuning.search`, turned into `SearchSettings` once.
+
+A new search takes its settings from the flags, filling the rest from `SearchSettings`' defaults; a
+resumed one (`--resume --name X`) takes them from the saved search, and refuses a flag that would
+change what it searches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NoReturn
+
+from tuning import objective
+from tuning.settings import SearchSettings, flag, resolve_tracking_uri
+
+SMOKE_TEST = {"num_samples": 2, "max_epochs": 1, "train_size": 2_000}
+DEFAULTS = {field.name: field.default for field in dataclasses.fields(SearchSettings)}
+
+
+@dataclass(frozen=True)
+class Command:
+    """What was asked: a new search, or `--resume` of a saved one with the flags given explicitly."""
+
+    resume: bool
+    name: str | None
+    given: dict[str, Any]
+
+    def new_settings(self) -> SearchSettings:
+        """Settings of a new search: the given flags over the defaults, the tracking URI resolved now."""
+        values = dict(self.given)
+        values["tracking_uri"] = resolve_tracking_uri(values.get("tracking_uri"))
+        values.setdefault("address", os.environ.get("RAY_ADDRESS"))
+        settings = SearchSettings(name=self.name or datetime.now().strftime("fmnist-search-%Y%m%d-%H%M%S"), **values)
+        settings.validate()
+        return settings
+
+    def resume_storage_path(self) -> str:
+        """Where `--resume` looks for the saved search: `--storage-path`, else its default."""
+        return self.given.get("storage_path", DEFAULTS["storage_path"])
+
+    def resume_path(self) -> str:
+        """The folder of the search to resume."""
+        return SearchSettings(name=str(self.name), storage_path=self.resume_storage_path()).experiment_path
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """argparse, with its errors as one line (`error: ...`) and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def build_parser() -> OneLineErrorParser:
+    """Every flag, documented for `--help`. Defaults are shown but not set, so given flags stand out."""
+    parser = OneLineErrorParser(
+        prog="python -m tuning.search",
+        description="Hyperparameter search for the Fashion-MNIST CNN: Optuna (TPE) proposes, ASHA stops "
+        "weak trials early, MLflow and TensorBoard record every epoch, and the best trial is evaluated "
+        "on the test set and registered in MLflow's model registry.",
+        argument_default=argparse.SUPPRESS,
+    )
+
+    def setting(group: Any, name: str, help_text: str, **kwargs: Any) -> None:
+        default = DEFAULTS[name]
+        shown = "" if default is None else f" (default: {default})"
+        group.add_argument(flag(name), dest=name, help=help_text + shown, **kwargs)
+
+    space = parser.add_argument_group("search space and data")
+    setting(space, "config", "search-space YAML file")
+    setting(space, "data_dir", "dataset directory (default: $FMNIST_DATA_DIR or ./data)")
+    setting(space, "train_size", "use a class-balanced subset of this many training images", type=int)
+    setting(space, "validation_fraction", "share of the training file held out for validation", type=float)
+
+    search = parser.add_argument_group("search")
+    setting(search, "num_samples", "number of trials", type=int)
+    setting(search, "max_epochs", "epochs for a trial that ASHA never stops", type=int)
+    setting(search, "grace_period", "ASHA: epochs before a trial can be stopped", type=int)
+    setting(search, "reduction_factor", "ASHA: keep 1/this of trials at each rung", type=float)
+    setting(search, "max_concurrent_trials", "trials running at once", type=int)
+    setting(search, "cpus_per_trial", "CPUs reserved by each trial", type=float)
+    setting(search, "gpus_per_trial", "GPUs reserved by each trial", type=float)
+    setting(search, "time_budget_s", "stop starting and running trials after this many seconds", type=float)
+    setting(search, "seed", "seed of the TPE sampler, the split and the trials", type=int)
+    setting(search, "metric", "validation metric to select on (loss is minimised, the rest maximised)",
+            choices=objective.SELECTABLE_METRICS)
+    setting(search, "max_failures", "restarts of a failed trial, from its last checkpoint (-1: no limit)", type=int)
+    search.add_argument("--smoke-test", action="store_true", default=False,
+                        help="2 trials, 1 epoch, 2,000 images: a run of seconds")
+
+    where = parser.add_argument_group("where things run and go")
+    setting(where, "address", "Ray cluster address (default: $RAY_ADDRESS, else a local Ray)")
+    setting(where, "storage_path", "Tune results, checkpoints and TensorBoard logs (a path or URI shared by all nodes)")
+    where.add_argument("--name", default=None,
+                       help="the search's name: its folder under --storage-path and its MLflow run "
+                       "(default: fmnist-search-<timestamp>)")
+    where.add_argument("--resume", action="store_true", default=False,
+                       help="continue the interrupted search --name under --storage-path, with its saved settings")
+    setting(where, "tracking_uri", "MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
+    setting(where, "experiment_name", "MLflow experiment")
+    setting(where, "model_name", "MLflow registered model")
+    return parser
+
+
+def parse(argv: list[str] | None = None) -> Command:
+    """The flags as a Command (`--smoke-test` expanded); a malformed flag exits with one line."""
+    parser = build_parser()
+    namespace = vars(parser.parse_args(argv))
+    resume, name, smoke_test = namespace.pop("resume"), namespace.pop("name"), namespace.pop("smoke_test")
+    if resume and not name:
+        parser.error("--resume needs --name (the search's folder under --storage-path)")
+    if smoke_test:
+        namespace = {**SMOKE_TEST, **namespace}
+    return Command(resume=resume, name=name, given=namespace)

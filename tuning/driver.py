@@ -1,0 +1,182 @@
+"""The search's driver: check every input, then tune, evaluate the winner once on the test set, register it.
+
+`prepare` does everything that can fail on bad input before anything is written; `run` searches.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+from ray import tune
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search.optuna import OptunaSearch
+
+from fmnist.data import (
+    DatasetError,
+    FashionMNIST,
+    Split,
+    load,
+    resolve_data_dir,
+    stratified_split,
+    stratified_subset,
+)
+from fmnist.evaluation import evaluate
+from tuning import outcome, registry, tracking
+from tuning.cli import Command
+from tuning.mlflow_callback import MLflowTrialsCallback
+from tuning.saved_search import SavedSearch, SavedSearchError
+from tuning.search import QUIET_TENSORFLOW
+from tuning.settings import SearchSettings, SettingsError
+from tuning.space import SearchSpace, SearchSpaceError, load_space
+from tuning.summary import print_summary
+from tuning.tensorboard_callback import TensorBoardConfusionMatrixCallback
+from tuning.trainable import load_checkpoint_model, train_cnn
+
+CHECKPOINTS_KEPT = 2
+
+
+class ClusterError(RuntimeError):
+    """Ray cannot be started or reached; the message names the address."""
+
+
+INPUT_ERRORS = (SettingsError, SearchSpaceError, DatasetError, ClusterError, tracking.TrackingError, SavedSearchError)
+
+
+@dataclass(frozen=True)
+class PreparedSearch:
+    """A search whose inputs all checked out: ready for `run`. `saved` is set when it resumes."""
+
+    settings: SearchSettings
+    space: SearchSpace | None
+    dataset: FashionMNIST
+    experiment_id: str
+    saved: SavedSearch | None
+
+
+def prepare(command: Command) -> PreparedSearch:
+    """Settings (new, or saved ones for `--resume`), search space, data, Ray and MLflow, all checked."""
+    saved = None
+    if command.resume:
+        saved = SavedSearch.load(command.resume_path())
+        settings = saved.settings.resumed_with({**command.given, "storage_path": command.resume_storage_path()})
+        settings.validate()
+        space = None  # Tune restores its searcher, space included, from the saved experiment
+    else:
+        settings = command.new_settings()
+        space = load_space(settings.config)
+    dataset = load(settings.data_dir)
+    if saved and dataset.digest != saved.dataset_digest:
+        raise SettingsError(f"--resume: the dataset in {resolve_data_dir(settings.data_dir)} is not the one the search started on")
+    _init_ray(settings.address)
+    experiment_id = tracking.ensure_experiment(settings.tracking_uri, settings.experiment_name)
+    if saved:
+        tracking.check_run_exists(settings.tracking_uri, saved.parent_run_id)
+    return PreparedSearch(settings, space, dataset, experiment_id, saved)
+
+
+def run(search: PreparedSearch) -> int:
+    """Search, then evaluate the best trial on the test set and register it. Exit code 130 when interrupted."""
+    settings, dataset = search.settings, search.dataset
+    train, validation = training_splits(dataset.train, settings)
+    trainable = tune.with_resources(
+        tune.with_parameters(train_cnn, train=train, validation=validation, max_epochs=settings.max_epochs, seed=settings.seed),
+        {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial},
+    )
+    if search.space is None:
+        assert search.saved is not None, "a search without a space is a resumed one"
+        parent_run_id = search.saved.parent_run_id
+        tuner = tune.Tuner.restore(settings.experiment_path, trainable, resume_errored=True)
+    else:
+        inputs = tracking.dataset_inputs(train, validation, dataset.digest, resolve_data_dir(settings.data_dir))
+        parent_run_id = tracking.start_parent_run(
+            search.experiment_id, settings.name, settings.mlflow_params(), search.space.source, inputs
+        )
+        SavedSearch(settings, parent_run_id, dataset.digest).save()
+        tuner = _new_tuner(settings, search.space, trainable, search.experiment_id, parent_run_id, inputs)
+    started = time.monotonic()
+    results = tuner.fit()
+    statuses = outcome.saved_trial_statuses(results.experiment_path)
+    if outcome.was_interrupted(statuses, settings.num_samples, settings.time_budget_s, time.monotonic() - started):
+        print(f"search interrupted; continue it with: python -m tuning.search --resume --name {settings.name} "
+              f"--storage-path {settings.storage_path}", file=sys.stderr)
+        return 130
+    if results.num_terminated == 0:
+        print(f"error: all {len(results)} trials failed; the first: {results.errors[0]!s:.300}", file=sys.stderr)
+        return 1
+    best = outcome.winner(results, settings.metric, settings.mode)
+    model = load_checkpoint_model(best.checkpoint)
+    test_metrics = evaluate(model, dataset.test).metrics
+    registry.log_test_metrics(parent_run_id, test_metrics)
+    registration = registry.register(parent_run_id, model, dataset.test, test_metrics.accuracy, settings.model_name)
+    tracking.finish_parent_run(parent_run_id, best.trial_id, best.config)
+    print_summary(results, settings, test_metrics, registration, parent_run_id)
+    return 0
+
+
+def training_splits(training: Split, settings: SearchSettings) -> tuple[Split, Split]:
+    """The training file, cut to `train_size` if set, split into train and validation: the same split every time."""
+    if settings.train_size:
+        training = stratified_subset(training, settings.train_size, seed=settings.seed)
+    return stratified_split(training, settings.validation_fraction, seed=settings.seed)
+
+
+def _new_tuner(
+    settings: SearchSettings, space: SearchSpace, trainable: Any, experiment_id: str, parent_run_id: str, inputs: list
+) -> tune.Tuner:
+    searcher = OptunaSearch(points_to_evaluate=[space.baseline()], seed=settings.seed)
+    scheduler = ASHAScheduler(
+        time_attr="training_iteration", max_t=settings.max_epochs,
+        grace_period=settings.grace_period, reduction_factor=settings.reduction_factor,
+    )
+    callbacks: list[tune.Callback] = [
+        MLflowTrialsCallback(settings.tracking_uri, experiment_id, parent_run_id, inputs),
+        TensorBoardConfusionMatrixCallback(),
+    ]
+    return tune.Tuner(
+        trainable,
+        param_space=space.tune_space(),
+        tune_config=tune.TuneConfig(
+            metric=settings.metric, mode=settings.mode, search_alg=searcher, scheduler=scheduler,
+            num_samples=settings.num_samples, max_concurrent_trials=settings.max_concurrent_trials,
+            time_budget_s=settings.time_budget_s, trial_dirname_creator=trial_directory_name,
+        ),
+        run_config=tune.RunConfig(
+            name=settings.name,
+            storage_path=settings.storage_uri,
+            callbacks=callbacks,
+            checkpoint_config=tune.CheckpointConfig(
+                num_to_keep=CHECKPOINTS_KEPT, checkpoint_score_attribute=settings.metric,
+                checkpoint_score_order=settings.mode,
+            ),
+            failure_config=tune.FailureConfig(max_failures=settings.max_failures),
+            verbose=1,
+        ),
+    )
+
+
+def trial_directory_name(trial: Trial) -> str:
+    """Short trial folders (`train_cnn_<id>`): TensorBoard lists these as its runs."""
+    return f"{trial.trainable_name}_{trial.trial_id}"
+
+
+def _init_ray(address: str | None) -> None:
+    """Start or join Ray; a plain host:port that refuses connections fails at once instead of retrying."""
+    if address and ":" in address and "://" not in address:
+        host, _, port = address.rpartition(":")
+        try:
+            socket.create_connection((host, int(port)), timeout=5).close()
+        except (OSError, ValueError) as error:
+            raise ClusterError(f"--address {address}: cannot start or reach Ray ({error})") from None
+    try:
+        ray.init(address=address, configure_logging=False, log_to_driver=False,
+                 runtime_env={"env_vars": QUIET_TENSORFLOW})
+    except Exception as error:  # Ray raises ConnectionError, RuntimeError or ValueError here
+        where = address or "a local Ray ($RAY_ADDRESS or a new local cluster)"
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ClusterError(f"--address {where}: cannot start or reach Ray ({first_line})") from None

@@ -1,0 +1,27 @@
+"""What a trial reports and what the search optimises: the metric names and which way each is better.
+
+The one home of these names: the trainable reports them, the CLI offers them as `--metric`, the
+summary, the report and the callbacks read them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Mode = Literal["min", "max"]
+
+SELECTABLE_METRICS: tuple[str, ...] = ("val_accuracy", "val_f1", "val_precision", "val_recall", "val_loss")
+PER_EPOCH_METRICS: tuple[str, ...] = ("train_loss", "train_accuracy", *SELECTABLE_METRICS)
+CONFUSION_MATRIX_KEY = "val_confusion_matrix"
+"""The result key of the validation confusion matrix, as JSON (a list of 10 rows of 10 counts)."""
+EPOCH_KEY = "epoch"
+
+
+def mode(metric: str) -> Mode:
+    """Losses are minimised, every other metric is maximised."""
+    return "min" if metric.endswith("loss") else "max"
+
+
+def optuna_direction(metric: str) -> Literal["minimize", "maximize"]:
+    """The same rule, in Optuna's words."""
+    return "minimize" if mode(metric) == "min" else "maximize"

@@ -1,0 +1,142 @@
+"""The settings of one search: built once from the command line, saved with the search, logged to MLflow.
+
+Example:
+    >>> settings = SearchSettings(name="demo", num_samples=4, max_epochs=2)
+    >>> settings.mode
+    'max'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tuning import objective
+
+DEFAULT_SPACE_FILE = Path(__file__).with_name("search_space.yaml")
+
+DEFAULT_EXPERIMENT = "fmnist-tune"
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+DEFAULT_MODEL_NAME = "fmnist-cnn"
+
+MIN_TRAIN_SIZE = 100  # a stratified split needs a few images of each of the 10 classes on both sides
+
+WHERE_IT_RUNS = frozenset({"address", "tracking_uri", "storage_path", "max_failures"})
+"""Settings a resumed search may change: where it runs and how hard it retries, not what it searches."""
+
+
+class SettingsError(ValueError):
+    """A setting is out of range or contradicts a saved search; the message names the flag."""
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """Everything that decides a search: its data, its space, its budget and where it runs and reports."""
+
+    name: str
+    config: str = str(DEFAULT_SPACE_FILE)
+    data_dir: str | None = None
+    train_size: int | None = None
+    validation_fraction: float = 0.1
+    num_samples: int = 10
+    max_epochs: int = 5
+    grace_period: int = 1
+    reduction_factor: float = 3.0
+    max_concurrent_trials: int = 2
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    time_budget_s: float | None = None
+    seed: int = 0
+    metric: str = "val_accuracy"
+    max_failures: int = 2
+    address: str | None = None
+    storage_path: str = "results"
+    tracking_uri: str = DEFAULT_TRACKING_URI
+    experiment_name: str = DEFAULT_EXPERIMENT
+    model_name: str = DEFAULT_MODEL_NAME
+
+    @property
+    def mode(self) -> objective.Mode:
+        """`min` for a loss, else `max`."""
+        return objective.mode(self.metric)
+
+    @property
+    def storage_uri(self) -> str:
+        """Tune's storage path: a URI as given, a local path made absolute."""
+        return self.storage_path if "://" in self.storage_path else str(Path(self.storage_path).resolve())
+
+    @property
+    def experiment_path(self) -> str:
+        """Where Tune keeps this search's trials and state."""
+        return f"{self.storage_uri}/{self.name}"
+
+    def validate(self) -> None:
+        """Raise SettingsError naming the first flag whose value cannot run."""
+        _at_least("num_samples", self.num_samples, 1)
+        _at_least("max_epochs", self.max_epochs, 1)
+        _at_least("grace_period", self.grace_period, 1)
+        _at_least("max_concurrent_trials", self.max_concurrent_trials, 1)
+        _at_least("seed", self.seed, 0)
+        _at_least("max_failures", self.max_failures, -1)
+        _at_least("gpus_per_trial", self.gpus_per_trial, 0)
+        if self.grace_period > self.max_epochs:
+            raise SettingsError(f"--grace-period {self.grace_period} cannot exceed --max-epochs {self.max_epochs}")
+        if not self.reduction_factor > 1:
+            raise SettingsError(f"--reduction-factor must be above 1, got {self.reduction_factor:g}")
+        if not self.cpus_per_trial > 0:
+            raise SettingsError(f"--cpus-per-trial must be above 0, got {self.cpus_per_trial:g}")
+        if not 0 < self.validation_fraction < 1:
+            raise SettingsError(f"--validation-fraction must be between 0 and 1, got {self.validation_fraction:g}")
+        if self.train_size is not None:
+            _at_least("train_size", self.train_size, MIN_TRAIN_SIZE)
+        if self.time_budget_s is not None and not self.time_budget_s > 0:
+            raise SettingsError(f"--time-budget-s must be above 0, got {self.time_budget_s:g}")
+        if self.metric not in objective.SELECTABLE_METRICS:
+            raise SettingsError(f"--metric must be one of {', '.join(objective.SELECTABLE_METRICS)}, got {self.metric!r}")
+        if not self.name or "/" in self.name or self.name in (".", ".."):
+            raise SettingsError(f"--name must be a plain folder name, got {self.name!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field, JSON-ready."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> SearchSettings:
+        """The settings saved by `to_dict`; unknown keys are an error, missing ones take their defaults."""
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise SettingsError(f"saved settings hold an unknown setting {unknown[0]!r}")
+        return cls(**values)
+
+    def mlflow_params(self) -> dict[str, str]:
+        """What the search is, as `search.*` params for its MLflow parent run (not where it runs)."""
+        return {f"search.{name}": str(value) for name, value in self.to_dict().items() if name not in WHERE_IT_RUNS}
+
+    def resumed_with(self, given: dict[str, Any]) -> SearchSettings:
+        """These saved settings with the flags given to `--resume`; a flag that changes the search is refused."""
+        for name, value in given.items():
+            if name not in WHERE_IT_RUNS and value != getattr(self, name):
+                raise SettingsError(
+                    f"--resume: {flag(name)} {value} conflicts with the saved search's {getattr(self, name)}; "
+                    f"drop the flag to continue the search as it was started"
+                )
+        return dataclasses.replace(self, **{name: value for name, value in given.items() if name in WHERE_IT_RUNS})
+
+
+def resolve_tracking_uri(given: str | None) -> str:
+    """`--tracking-uri`, else `MLFLOW_TRACKING_URI`, else a local SQLite file."""
+    return given or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def flag(name: str) -> str:
+    """The command-line flag of a setting: `train_size` -> `--train-size`."""
+    return "--" + name.replace("_", "-")
+
+
+def _at_least(name: str, value: float, lowest: float) -> None:
+    if value < lowest:
+        raise SettingsError(f"{flag(name)} must be at least {lowest}, got {value}")
