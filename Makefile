@@ -5,7 +5,10 @@ COMPOSE ?= docker-compose
 WORKERS ?= 2
 SEARCH_ARGS ?= --num-samples 10 --max-epochs 3 --max-concurrent-trials 3
 
-.PHONY: install run test test-fast env wheelhouse build start stop search report serve platform-test clean
+.PHONY: help install run test test-fast wheelhouse build start stop search report serve platform-test clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /\1\t/' | expand -t 16
 
 install:  ## install the project and its test tools into the current Python
 	$(PYTHON) -m pip install -q -e ".[test]"
@@ -30,20 +33,19 @@ build: .env  ## build every image (BASE_IMAGE / POSTGRES_BASE_IMAGE in .env pick
 	mkdir -p wheelhouse
 	set -a && . ./.env && set +a && docker build -t fmnist-tune/python:latest \
 	  --build-arg BASE_IMAGE=$${BASE_IMAGE:-python:3.11-slim} -f platform/python/Dockerfile .
-	$(COMPOSE) build
-	$(COMPOSE) --profile serve build model-server
+	$(COMPOSE) build postgres
 
 start: .env  ## start the platform with $(WORKERS) Ray workers
 	$(COMPOSE) up -d --scale ray-worker=$(WORKERS)
 	@bash platform/print-urls.sh
 
-stop:
+stop:  ## stop the platform (volumes, hence runs, models and logs, are kept)
 	$(COMPOSE) --profile serve down
 
 search:  ## run a search on the cluster, driven from the Ray head
 	$(COMPOSE) exec -T ray-head python -m tuning.search --address auto --storage-path /results $(SEARCH_ARGS)
 
-report:
+report:  ## compare the latest search's trials, save Optuna plots
 	$(COMPOSE) exec -T ray-head python -m tuning.report --output-dir /results/reports
 
 serve:  ## serve models:/fmnist-cnn@champion on 127.0.0.1:5001
@@ -52,5 +54,5 @@ serve:  ## serve models:/fmnist-cnn@champion on 127.0.0.1:5001
 platform-test:  ## build, start, search, check every service, tear down
 	bash platform/test-platform.sh
 
-clean:
+clean:  ## stop the platform and delete its volumes: every run, model and log
 	$(COMPOSE) --profile serve down -v

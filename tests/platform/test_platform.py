@@ -85,7 +85,7 @@ def test_mlflow_rest_api_holds_the_runs_and_a_champion(search_output: str) -> No
     api = _url("MLFLOW_PORT", "5000", "/api/2.0/mlflow")
     experiment = http_json(f"{api}/experiments/get-by-name?experiment_name=fmnist-tune")["experiment"]
     parents = http_json(f"{api}/runs/search", {"experiment_ids": [experiment["experiment_id"]],
-                                               "filter": f"tags.search_name = '{SEARCH_NAME}'"})["runs"]
+                                               "filter": f"attributes.run_name = '{SEARCH_NAME}'"})["runs"]
     assert len(parents) == 1
     parent_id = parents[0]["info"]["run_id"]
     trials = http_json(f"{api}/runs/search", {"experiment_ids": [experiment["experiment_id"]],
