@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 Optimizer = Literal["adam", "adamw", "sgd", "rmsprop"]
 OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "sgd", "rmsprop")
+LearningRateSchedule = Literal["constant", "cosine"]
+LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,7 @@ class ModelConfig:
     dense_units: int = 128
     dense_dropout: float = 0.3
     learning_rate: float = 1e-3
+    lr_schedule: LearningRateSchedule = "constant"
     batch_size: int = 128
     optimizer: Optimizer = "adam"
     weight_decay: float = 0.0
@@ -50,5 +53,7 @@ class ModelConfig:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
         if float(self.weight_decay) < 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")

@@ -14,9 +14,14 @@ from fmnist.readers import IMAGE_SIDE, NUM_CLASSES
 
 __all__ = ["ModelConfig", "build", "one_hot"]
 
-def build(config: ModelConfig = ModelConfig()) -> keras.Model:
-    """Build and compile the CNN. Input: raw pixels (N, 28, 28) in 0..255; output: class probabilities."""
+def build(config: ModelConfig = ModelConfig(), training_steps: int | None = None) -> keras.Model:
+    """Build and compile the CNN. Input: raw pixels (N, 28, 28) in 0..255; output: class probabilities.
+
+    `training_steps` (batches in the whole planned training) sets the length of a cosine schedule.
+    """
     config.validate()
+    if config.lr_schedule == "cosine" and not training_steps:
+        raise ValueError("lr_schedule cosine needs training_steps, the number of batches it decays over")
     dtype = "mixed_bfloat16" if config.mixed_precision else None
     inputs = keras.Input(shape=(IMAGE_SIDE, IMAGE_SIDE), name="pixels")
     x = keras.layers.Rescaling(1.0 / 255)(inputs)
@@ -42,7 +47,7 @@ def build(config: ModelConfig = ModelConfig()) -> keras.Model:
     outputs = keras.layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32", name="probabilities")(x)
     model = keras.Model(inputs, outputs, name="fmnist_cnn")
     model.compile(
-        optimizer=_optimizer(config),
+        optimizer=_optimizer(config, training_steps),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=float(config.label_smoothing)),
         metrics=["accuracy"],
     )
@@ -54,9 +59,11 @@ def one_hot(labels: np.ndarray) -> np.ndarray:
     return np.eye(NUM_CLASSES, dtype=np.float32)[labels]
 
 
-def _optimizer(config: ModelConfig) -> keras.optimizers.Optimizer:
+def _optimizer(config: ModelConfig, training_steps: int | None) -> keras.optimizers.Optimizer:
     decay = float(config.weight_decay) or None
-    rate = float(config.learning_rate)
+    rate: float | keras.optimizers.schedules.LearningRateSchedule = float(config.learning_rate)
+    if config.lr_schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(float(config.learning_rate), decay_steps=int(training_steps or 1))
     if config.optimizer == "adam":
         return keras.optimizers.Adam(learning_rate=rate, weight_decay=decay)
     if config.optimizer == "adamw":

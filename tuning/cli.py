@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any, NoReturn
 
 from tuning import objective
-from tuning.settings import SearchSettings, flag, resolve_tracking_uri
+from tuning.settings import UNTIL_BUDGET, SearchSettings, flag, resolve_tracking_uri
 
 SMOKE_TEST = {"num_samples": 2, "max_epochs": 1, "train_size": 2_000}
 DEFAULTS = {field.name: field.default for field in dataclasses.fields(SearchSettings)}
@@ -34,6 +34,8 @@ class Command:
         """Settings of a new search: the given flags over the defaults, the tracking URI resolved now."""
         values = dict(self.given)
         values["tracking_uri"] = resolve_tracking_uri(values.get("tracking_uri"))
+        if "time_budget_s" in values:
+            values.setdefault("num_samples", UNTIL_BUDGET)
         values.setdefault("address", os.environ.get("RAY_ADDRESS"))
         settings = SearchSettings(name=self.name or datetime.now().strftime("fmnist-search-%Y%m%d-%H%M%S"), **values)
         settings.validate()
@@ -78,7 +80,8 @@ def build_parser() -> OneLineErrorParser:
     setting(space, "validation_fraction", "share of the training file held out for validation", type=float)
 
     search = parser.add_argument_group("search")
-    setting(search, "num_samples", "number of trials", type=int)
+    setting(search, "num_samples", "number of trials; with --time-budget-s and no --num-samples, trials start "
+            "until the budget ends", type=int)
     setting(search, "max_epochs", "epochs for a trial that ASHA never stops", type=int)
     setting(search, "grace_period", "ASHA: epochs before a trial can be stopped", type=int)
     setting(search, "reduction_factor", "ASHA: keep 1/this of trials at each rung", type=float)

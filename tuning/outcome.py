@@ -23,11 +23,12 @@ class Winner:
 
 
 def was_interrupted(trial_statuses: list[str], num_samples: int, time_budget_s: float | None, elapsed_s: float) -> bool:
-    """Tune returns normally on Ctrl+C: the search stopped early when a trial is unfinished, or when
-    fewer trials than asked ran although the time budget was not spent."""
+    """Tune returns normally on Ctrl+C: before its time budget is spent, the search stopped early when
+    a trial is unfinished or fewer trials than asked ran (`num_samples` -1: as many as the budget allows)."""
+    if time_budget_s is not None and elapsed_s >= time_budget_s:
+        return False
     unfinished = any(status not in FINISHED_STATUSES for status in trial_statuses)
-    budget_spent = time_budget_s is not None and elapsed_s >= time_budget_s
-    return unfinished or (len(trial_statuses) < num_samples and not budget_spent)
+    return unfinished or len(trial_statuses) < num_samples
 
 
 def saved_trial_statuses(experiment_path: str) -> list[str]:

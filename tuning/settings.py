@@ -22,6 +22,8 @@ DEFAULT_EXPERIMENT = "fmnist-tune"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_MODEL_NAME = "fmnist-cnn"
 
+UNTIL_BUDGET = -1
+"""`num_samples` of a search that starts trials until its time budget ends (Tune's -1)."""
 MIN_TRAIN_SIZE = 100  # a stratified split needs a few images of each of the 10 classes on both sides
 
 WHERE_IT_RUNS = frozenset({"address", "tracking_uri", "storage_path", "max_failures"})
@@ -42,7 +44,7 @@ class SearchSettings:
     train_size: int | None = None
     validation_fraction: float = 0.1
     num_samples: int = 10
-    max_epochs: int = 5
+    max_epochs: int = 9
     grace_period: int = 1
     reduction_factor: float = 3.0
     max_concurrent_trials: int = 2
@@ -75,7 +77,10 @@ class SearchSettings:
 
     def validate(self) -> None:
         """Raise SettingsError naming the first flag whose value cannot run."""
-        _at_least("num_samples", self.num_samples, 1)
+        if self.num_samples != UNTIL_BUDGET:
+            _at_least("num_samples", self.num_samples, 1)
+        elif self.time_budget_s is None:
+            raise SettingsError(f"--num-samples {UNTIL_BUDGET} (trials until the budget ends) needs --time-budget-s")
         _at_least("max_epochs", self.max_epochs, 1)
         _at_least("grace_period", self.grace_period, 1)
         _at_least("max_concurrent_trials", self.max_concurrent_trials, 1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,8 @@ def train_cnn(config: dict[str, Any], *, train: Split, validation: Split, max_ep
     _use_assigned_cpus()
     keras.utils.set_random_seed(seed)
     model_config = ModelConfig.from_dict(config)
-    model, finished_epochs = _restore_or_build(model_config)
+    steps_per_epoch = math.ceil(len(train) / model_config.batch_size)
+    model, finished_epochs = _restore_or_build(model_config, training_steps=steps_per_epoch * max_epochs)
     targets = one_hot(train.labels)
     for epoch in range(finished_epochs + 1, max_epochs + 1):
         history = model.fit(train.images, targets, batch_size=model_config.batch_size, epochs=1, verbose=0)
@@ -67,10 +69,10 @@ def load_checkpoint_model(checkpoint: tune.Checkpoint) -> keras.Model:
         return keras.models.load_model(Path(directory) / MODEL_FILE)
 
 
-def _restore_or_build(model_config: ModelConfig) -> tuple[keras.Model, int]:
+def _restore_or_build(model_config: ModelConfig, training_steps: int) -> tuple[keras.Model, int]:
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
-        return build(model_config), 0
+        return build(model_config, training_steps), 0
     with checkpoint.as_directory() as directory:
         state = json.loads((Path(directory) / STATE_FILE).read_text())
         return keras.models.load_model(Path(directory) / MODEL_FILE), int(state["epoch"])

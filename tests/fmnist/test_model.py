@@ -93,3 +93,21 @@ def test_fmnist_imports_neither_ray_nor_mlflow() -> None:
     code = "import fmnist, fmnist.model, fmnist.metrics, sys; print(sorted(m for m in ('ray', 'mlflow') if m in sys.modules))"
     finished = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert finished.stdout.strip() == "[]"
+
+
+def test_cosine_schedule_decays_over_the_planned_steps_and_survives_a_checkpoint(tmp_path) -> None:
+    model = build(ModelConfig(learning_rate=2e-3, lr_schedule="cosine"), training_steps=10)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    restored = keras.models.load_model(path)
+    for optimizer in (model.optimizer, restored.optimizer):
+        rates = []
+        for step in (0, 5, 10):
+            optimizer.iterations.assign(step)
+            rates.append(float(keras.ops.convert_to_numpy(optimizer.learning_rate)))
+        assert rates == pytest.approx([2e-3, 1e-3, 0.0], abs=1e-7)
+
+
+def test_cosine_schedule_needs_its_length() -> None:
+    with pytest.raises(ValueError, match="lr_schedule cosine needs training_steps"):
+        build(ModelConfig(lr_schedule="cosine"))

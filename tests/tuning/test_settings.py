@@ -110,3 +110,10 @@ def test_mlflow_params_say_what_is_searched_not_where() -> None:
     params = new_settings("--name", "p", "--address", "ray-head:6379").mlflow_params()
     assert params["search.num_samples"] == "10" and params["search.name"] == "p"
     assert not {"search.address", "search.tracking_uri", "search.storage_path"} & set(params)
+
+
+def test_a_time_budget_alone_runs_trials_until_it_ends() -> None:
+    assert new_settings("--time-budget-s", "600").num_samples == -1
+    assert new_settings("--time-budget-s", "600", "--num-samples", "4").num_samples == 4
+    with pytest.raises(SettingsError, match="--num-samples -1 .* needs --time-budget-s"):
+        new_settings("--num-samples", "-1")

@@ -1,0 +1,55 @@
+"""The number every search must beat: the original CNN trained by plain Keras, as the notebook did.
+
+Usage: python bench/baseline_keras.py [--epochs 20] [--config '{"mixed_precision": true}'] [DATA_DIR]
+
+Trains `ModelConfig()` (or the config given as JSON) on the whole training file with `model.fit`, one
+epoch at a time, and after each epoch prints the wall time spent training so far and the test
+accuracy: the baseline's accuracy at every budget, and its best over the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+
+from fmnist.data import load  # noqa: E402
+from fmnist.evaluation import evaluate  # noqa: E402
+from fmnist.model import ModelConfig, build, one_hot  # noqa: E402
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "fashion-mnist"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("data_dir", nargs="?", default=str(DEFAULT_DATA))
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--config", default="{}", help="ModelConfig fields as JSON (default: the original CNN)")
+    options = parser.parse_args()
+    dataset = load(options.data_dir, download=False)
+    config = ModelConfig.from_dict(json.loads(options.config))
+    keras.utils.set_random_seed(0)
+    model = build(config)
+    targets = one_hot(dataset.train.labels)
+    print(f"plain Keras fit of {config}, {len(dataset.train)} training images, test set of {len(dataset.test)}")
+    print(f"{'epoch':>5} {'train s':>8} {'images/s':>9} {'test acc':>9}")
+    trained_s, best = 0.0, (0.0, 0)
+    for epoch in range(1, options.epochs + 1):
+        started = time.perf_counter()
+        model.fit(dataset.train.images, targets, batch_size=config.batch_size, epochs=1, verbose=0)
+        elapsed = time.perf_counter() - started
+        trained_s += elapsed
+        accuracy = evaluate(model, dataset.test).metrics.accuracy
+        best = max(best, (accuracy, epoch))
+        print(f"{epoch:>5} {trained_s:>8.0f} {len(dataset.train) / elapsed:>9,.0f} {accuracy:>9.4f}", flush=True)
+    print(f"best test accuracy {best[0]:.4f} at epoch {best[1]}; last {accuracy:.4f} after {trained_s:.0f} s of training")
+
+
+if __name__ == "__main__":
+    main()

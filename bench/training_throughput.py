@@ -1,0 +1,128 @@
+"""Training throughput of the original CNN in bare Keras, each way of running it, against the machine's limit.
+
+Usage: python bench/training_throughput.py [--images 10800] [--epochs 2] [--threads N] [DATA_DIR]
+
+In one run, on the same real images: the machine's measured matmul rate (fp32 and bf16, the roof),
+then one Keras `fit` per variant (fp32 or mixed bf16, XLA or not, numpy or tf.data input, batch size),
+each after a warm-up epoch that pays for tracing. Prints images/s, the ratio to the plain fp32 fit,
+the model's training FLOP per image and the share of the measured roof each variant reaches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from fmnist.data import load, stratified_subset  # noqa: E402
+from fmnist.model import ModelConfig, build, one_hot  # noqa: E402
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "fashion-mnist"
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    mixed_precision: bool = False
+    jit_compile: bool = False
+    tf_data: bool = False
+    batch_size: int = 128
+
+
+VARIANTS = (
+    Variant("fp32, numpy (today)"),
+    Variant("fp32, tf.data", tf_data=True),
+    Variant("fp32, XLA", jit_compile=True),
+    Variant("bf16, numpy", mixed_precision=True),
+    Variant("bf16, XLA", mixed_precision=True, jit_compile=True),
+    Variant("bf16, XLA, tf.data", mixed_precision=True, jit_compile=True, tf_data=True),
+    Variant("bf16, XLA, batch 256", mixed_precision=True, jit_compile=True, batch_size=256),
+    Variant("fp32, XLA, batch 256", jit_compile=True, batch_size=256),
+)
+
+
+def matmul_rate(dtype: tf.DType, size: int = 2048, repeats: int = 20) -> float:
+    """GFLOP/s of a large square matmul: the most this machine's cores give TensorFlow in `dtype`."""
+    a = tf.random.normal((size, size), dtype=tf.float32)
+    a = tf.cast(a, dtype)
+
+    @tf.function(jit_compile=True)
+    def product(x: tf.Tensor) -> tf.Tensor:
+        return tf.reduce_sum(tf.cast(tf.matmul(x, x), tf.float32))
+
+    product(a).numpy()
+    started = time.perf_counter()
+    for _ in range(repeats):
+        product(a).numpy()
+    return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e9
+
+
+def training_flop_per_image(model: keras.Model) -> float:
+    """Multiply-adds of the convolutions and dense layers, times 2 (FLOP), times 3 (forward and backward)."""
+    forward = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            _, height, width, channels_out = layer.output.shape
+            kernel_height, kernel_width, channels_in, _ = layer.kernel.shape
+            forward += height * width * channels_out * kernel_height * kernel_width * channels_in
+        elif isinstance(layer, keras.layers.Dense):
+            inputs, outputs = layer.kernel.shape
+            forward += inputs * outputs
+    return 2 * 3 * forward
+
+
+def images_per_second(variant: Variant, images: np.ndarray, targets: np.ndarray, epochs: int) -> tuple[float, float]:
+    """Throughput of `fit` after a warm-up epoch, and the training accuracy it reached."""
+    keras.utils.set_random_seed(0)
+    model = build(ModelConfig(mixed_precision=variant.mixed_precision, batch_size=variant.batch_size))
+    model.jit_compile = variant.jit_compile
+    if variant.tf_data:
+        dataset = tf.data.Dataset.from_tensor_slices((images, targets)).batch(variant.batch_size).prefetch(2)
+        fit = lambda n: model.fit(dataset, epochs=n, verbose=0)  # noqa: E731
+    else:
+        fit = lambda n: model.fit(images, targets, batch_size=variant.batch_size, epochs=n, verbose=0)  # noqa: E731
+    fit(1)
+    started = time.perf_counter()
+    history = fit(epochs)
+    elapsed = time.perf_counter() - started
+    return len(images) * epochs / elapsed, float(history.history["accuracy"][-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("data_dir", nargs="?", default=str(DEFAULT_DATA))
+    parser.add_argument("--images", type=int, default=10_800, help="training images per epoch (a trial's share)")
+    parser.add_argument("--epochs", type=int, default=2, help="timed epochs per variant, after one warm-up epoch")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="TensorFlow intra-op threads")
+    options = parser.parse_args()
+    tf.config.threading.set_intra_op_parallelism_threads(options.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(min(options.threads, 2))
+
+    train = stratified_subset(load(options.data_dir, download=False).train, options.images, seed=0)
+    images, targets = train.images, one_hot(train.labels)
+    roof_fp32, roof_bf16 = matmul_rate(tf.float32), matmul_rate(tf.bfloat16)
+    flop = training_flop_per_image(build(ModelConfig()))
+    print(f"{len(images)} images, {options.epochs} timed epochs, {options.threads} threads")
+    print(f"roof: matmul {roof_fp32:.0f} GFLOP/s fp32, {roof_bf16:.0f} GFLOP/s bf16; "
+          f"original CNN: {flop / 1e6:.1f} MFLOP of training per image, "
+          f"so at most {roof_fp32 * 1e9 / flop:,.0f} images/s fp32, {roof_bf16 * 1e9 / flop:,.0f} bf16")
+    print(f"{'variant':<24} {'images/s':>9} {'x today':>8} {'% roof':>7} {'train acc':>9}")
+    reference = None
+    for variant in VARIANTS:
+        rate, accuracy = images_per_second(variant, images, targets, options.epochs)
+        reference = reference or rate
+        roof = roof_bf16 if variant.mixed_precision else roof_fp32
+        print(f"{variant.name:<24} {rate:>9,.0f} {rate / reference:>8.2f} {100 * rate * flop / (roof * 1e9):>6.1f}% "
+              f"{accuracy:>9.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
