@@ -1,6 +1,6 @@
 """Training throughput of the original CNN in bare Keras, each way of running it, against the machine's limit.
 
-Usage: python bench/training_throughput.py [--images 10800] [--epochs 2] [--threads N] [DATA_DIR]
+Usage: python bench/training_throughput.py [--images 10800] [--epochs 2] [--threads N] [--only fp32] [DATA_DIR]
 
 In one run, on the same real images: the machine's measured matmul rate (fp32 and bf16, the roof),
 then one Keras `fit` per variant (fp32 or mixed bf16, XLA or not, numpy or tf.data input, batch size),
@@ -102,6 +102,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=10_800, help="training images per epoch (a trial's share)")
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs per variant, after one warm-up epoch")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="TensorFlow intra-op threads")
+    parser.add_argument("--only", default="", help="run only the variants whose name contains this text")
     options = parser.parse_args()
     tf.config.threading.set_intra_op_parallelism_threads(options.threads)
     tf.config.threading.set_inter_op_parallelism_threads(min(options.threads, 2))
@@ -116,7 +117,7 @@ def main() -> None:
           f"so at most {roof_fp32 * 1e9 / flop:,.0f} images/s fp32, {roof_bf16 * 1e9 / flop:,.0f} bf16")
     print(f"{'variant':<24} {'images/s':>9} {'x today':>8} {'% roof':>7} {'train acc':>9}")
     reference = None
-    for variant in VARIANTS:
+    for variant in (variant for variant in VARIANTS if options.only in variant.name):
         rate, accuracy = images_per_second(variant, images, targets, options.epochs)
         reference = reference or rate
         roof = roof_bf16 if variant.mixed_precision else roof_fp32
