@@ -11,7 +11,6 @@ from typing import Literal
 Mode = Literal["min", "max"]
 
 SELECTABLE_METRICS: tuple[str, ...] = ("val_accuracy", "val_f1", "val_precision", "val_recall", "val_loss")
-PER_EPOCH_METRICS: tuple[str, ...] = ("train_loss", "train_accuracy", *SELECTABLE_METRICS)
 CONFUSION_MATRIX_KEY = "val_confusion_matrix"
 """The result key of the validation confusion matrix, as JSON (a list of 10 rows of 10 counts)."""
 EPOCH_KEY = "epoch"
