@@ -5,7 +5,7 @@ COMPOSE ?= docker-compose
 WORKERS ?= 2
 SEARCH_ARGS ?= --num-samples 10 --max-epochs 3 --max-concurrent-trials 3
 
-.PHONY: help install run test test-fast wheelhouse build start stop search report serve platform-test clean
+.PHONY: help install run test test-fast wheelhouse build start stop search logs search-stop report serve platform-test clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /\1\t/' | expand -t 16
@@ -42,8 +42,14 @@ start: .env  ## start the platform with $(WORKERS) Ray workers
 stop:  ## stop the platform (volumes, hence runs, models and logs, are kept)
 	$(COMPOSE) --profile serve down
 
-search:  ## run a search on the cluster, driven from the Ray head
-	$(COMPOSE) exec -T ray-head python -m tuning.search --address auto --storage-path /results $(SEARCH_ARGS)
+search:  ## submit a search to the cluster as a Ray job (it goes on when the terminal closes)
+	$(COMPOSE) exec -T ray-head python -m tuning.jobs submit -- --storage-path /results $(SEARCH_ARGS)
+
+logs:  ## follow the latest search's log until it ends
+	$(COMPOSE) exec -T ray-head python -m tuning.jobs logs --follow
+
+search-stop:  ## stop the latest search (continue it later with SEARCH_ARGS="--resume --name <its name>")
+	$(COMPOSE) exec -T ray-head python -m tuning.jobs stop
 
 report:  ## compare the latest search's trials, save Optuna plots
 	$(COMPOSE) exec -T ray-head python -m tuning.report --output-dir /results/reports

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any, NoReturn
 
 from tuning import objective
-from tuning.settings import UNTIL_BUDGET, SearchSettings, flag, resolve_tracking_uri
+from tuning.settings import UNTIL_BUDGET, SearchSettings, flag, resolve_study_storage, resolve_tracking_uri
 
 SMOKE_TEST = {"num_samples": 2, "max_epochs": 1, "train_size": 2_000}
 DEFAULTS = {field.name: field.default for field in dataclasses.fields(SearchSettings)}
@@ -34,6 +34,7 @@ class Command:
         """Settings of a new search: the given flags over the defaults, the tracking URI resolved now."""
         values = dict(self.given)
         values["tracking_uri"] = resolve_tracking_uri(values.get("tracking_uri"))
+        values["study_storage"] = resolve_study_storage(values.get("study_storage"))
         if "time_budget_s" in values:
             values.setdefault("num_samples", UNTIL_BUDGET)
         values.setdefault("address", os.environ.get("RAY_ADDRESS"))
@@ -93,6 +94,9 @@ def build_parser() -> OneLineErrorParser:
     setting(search, "metric", "validation metric to select on (loss is minimised, the rest maximised)",
             choices=objective.SELECTABLE_METRICS)
     setting(search, "max_failures", "restarts of a failed trial, from its last checkpoint (-1: no limit)", type=int)
+    search.add_argument("--warm-start", dest="warm_start", action="append", metavar="NAME",
+                        help="seed the sampler with the finished trials of the earlier search NAME (repeatable); "
+                        "trials outside this search's space are skipped")
     search.add_argument("--smoke-test", action="store_true", default=False,
                         help="2 trials, 1 epoch, 2,000 images: a run of seconds")
 
@@ -105,6 +109,7 @@ def build_parser() -> OneLineErrorParser:
     where.add_argument("--resume", action="store_true", default=False,
                        help="continue the interrupted search --name under --storage-path, with its saved settings")
     setting(where, "tracking_uri", "MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
+    setting(where, "study_storage", "Optuna study database (default: $OPTUNA_STORAGE, else sqlite:///optuna.db)")
     setting(where, "experiment_name", "MLflow experiment")
     setting(where, "model_name", "MLflow registered model")
     return parser
@@ -117,6 +122,8 @@ def parse(argv: list[str] | None = None) -> Command:
     resume, name, smoke_test = namespace.pop("resume"), namespace.pop("name"), namespace.pop("smoke_test")
     if resume and not name:
         parser.error("--resume needs --name (the search's folder under --storage-path)")
+    if "warm_start" in namespace:
+        namespace["warm_start"] = tuple(namespace["warm_start"])
     if smoke_test:
         namespace = {**SMOKE_TEST, **namespace}
     return Command(resume=resume, name=name, given=namespace)

@@ -15,7 +15,6 @@ import ray
 from ray import tune
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler
-from ray.tune.search.optuna import OptunaSearch
 
 from fmnist.data import (
     DatasetError,
@@ -27,13 +26,16 @@ from fmnist.data import (
     stratified_subset,
 )
 from fmnist.evaluation import evaluate
-from tuning import outcome, registry, tracking
+from tuning import objective, outcome, registry, tracking
+from tuning import study as stored_study
 from tuning.cli import Command
 from tuning.mlflow_callback import MLflowTrialsCallback
+from tuning.progress import CompactProgressReporter
 from tuning.saved_search import SavedSearch, SavedSearchError
 from tuning.search import QUIET_TENSORFLOW
 from tuning.settings import SearchSettings, SettingsError
 from tuning.space import SearchSpace, SearchSpaceError, load_space
+from tuning.study_searcher import StoredStudySearcher
 from tuning.summary import print_summary
 from tuning.tensorboard_callback import TensorBoardConfusionMatrixCallback
 from tuning.trainable import load_checkpoint_model, train_cnn
@@ -45,7 +47,9 @@ class ClusterError(RuntimeError):
     """Ray cannot be started or reached; the message names the address."""
 
 
-INPUT_ERRORS = (SettingsError, SearchSpaceError, DatasetError, ClusterError, tracking.TrackingError, SavedSearchError)
+INPUT_ERRORS = (
+    SettingsError, SearchSpaceError, DatasetError, ClusterError, tracking.TrackingError, SavedSearchError, stored_study.StudyError,
+)
 
 
 @dataclass(frozen=True)
@@ -57,11 +61,12 @@ class PreparedSearch:
     dataset: FashionMNIST
     experiment_id: str
     saved: SavedSearch | None
+    warm_start: stored_study.WarmStart
 
 
 def prepare(command: Command) -> PreparedSearch:
-    """Settings (new, or saved ones for `--resume`), search space, data, Ray and MLflow, all checked."""
-    saved = None
+    """Settings (new, or saved ones for `--resume`), search space, data, study storage, Ray and MLflow, all checked."""
+    saved, warm_start = None, stored_study.WarmStart([], 0)
     if command.resume:
         saved = SavedSearch.load(command.resume_path())
         settings = saved.settings.resumed_with({**command.given, "storage_path": command.resume_storage_path()})
@@ -77,7 +82,13 @@ def prepare(command: Command) -> PreparedSearch:
     experiment_id = tracking.ensure_experiment(settings.tracking_uri, settings.experiment_name)
     if saved:
         tracking.check_run_exists(settings.tracking_uri, saved.parent_run_id)
-    return PreparedSearch(settings, space, dataset, experiment_id, saved)
+    storage = stored_study.open_storage(settings.study_storage, must_exist=space is None)
+    if space is None:
+        stored_study.check_resumable(storage, settings.study_storage, settings.name)
+    else:
+        stored_study.check_new(storage, settings.study_storage, settings.name, settings.warm_start)
+        warm_start = stored_study.warm_start_trials(storage, settings.warm_start, space.optuna_distributions(), space.fixed)
+    return PreparedSearch(settings, space, dataset, experiment_id, saved, warm_start)
 
 
 def run(search: PreparedSearch) -> int:
@@ -98,6 +109,12 @@ def run(search: PreparedSearch) -> int:
             search.experiment_id, settings.name, settings.mlflow_params(), search.space.source, inputs
         )
         SavedSearch(settings, parent_run_id, dataset.digest).save()
+        stored_study.create(stored_study.open_storage(settings.study_storage), settings.name,
+                            objective.optuna_direction(settings.metric), search.space.baseline(), search.warm_start)
+        if settings.warm_start:
+            tracking.log_warm_start(parent_run_id, len(search.warm_start.trials), search.warm_start.skipped)
+            print(f"warm start: {len(search.warm_start.trials)} trials from {', '.join(settings.warm_start)}, "
+                  f"{search.warm_start.skipped} skipped (outside this search's space)")
         tuner = _new_tuner(settings, search.space, trainable, search.experiment_id, parent_run_id, inputs)
     started = time.monotonic()
     results = tuner.fit()
@@ -129,7 +146,10 @@ def training_splits(training: Split, settings: SearchSettings) -> tuple[Split, S
 def _new_tuner(
     settings: SearchSettings, space: SearchSpace, trainable: Any, experiment_id: str, parent_run_id: str, inputs: list
 ) -> tune.Tuner:
-    searcher = OptunaSearch(points_to_evaluate=[space.baseline()], seed=settings.seed)
+    searcher = StoredStudySearcher(
+        settings.study_storage, settings.name, space.optuna_distributions(),
+        metric=settings.metric, mode=settings.mode, max_epochs=settings.max_epochs, seed=settings.seed,
+    )
     scheduler = ASHAScheduler(
         time_attr="training_iteration", max_t=settings.max_epochs,
         grace_period=settings.grace_period, reduction_factor=settings.reduction_factor,
@@ -140,7 +160,7 @@ def _new_tuner(
     ]
     return tune.Tuner(
         trainable,
-        param_space=space.tune_space(),
+        param_space=dict(space.fixed),
         tune_config=tune.TuneConfig(
             metric=settings.metric, mode=settings.mode, search_alg=searcher, scheduler=scheduler,
             num_samples=settings.num_samples, max_concurrent_trials=settings.max_concurrent_trials,
@@ -155,6 +175,7 @@ def _new_tuner(
                 checkpoint_score_order=settings.mode,
             ),
             failure_config=tune.FailureConfig(max_failures=settings.max_failures),
+            progress_reporter=CompactProgressReporter(settings.metric, settings.mode, settings.max_epochs),
             verbose=1,
         ),
     )

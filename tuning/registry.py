@@ -46,14 +46,21 @@ def log_test_metrics(run_id: str, test_metrics: ClassificationMetrics) -> None:
 
 def register(run_id: str, model: keras.Model, test: Split, test_accuracy: float, model_name: str) -> Registration:
     """Log `model` (TensorFlow flavor, saved as .keras; signature, input example), register it, promote it if it beats the champion."""
+    import keras
     import mlflow.tensorflow
 
     example = test.images[:5].astype(np.float32)
     signature = infer_signature(example, model.predict(example, verbose=0))
-    with mlflow.start_run(run_id=run_id):
-        info = mlflow.tensorflow.log_model(
-            model, name="model", signature=signature, input_example=example, registered_model_name=model_name
-        )
+    was_interactive = keras.config.is_interactive_logging_enabled()
+    keras.config.disable_interactive_logging()  # MLflow checks the input example with a predict that draws a progress bar
+    try:
+        with mlflow.start_run(run_id=run_id):
+            info = mlflow.tensorflow.log_model(
+                model, name="model", signature=signature, input_example=example, registered_model_name=model_name
+            )
+    finally:
+        if was_interactive:
+            keras.config.enable_interactive_logging()
     version = str(info.registered_model_version)
     client = MlflowClient()
     client.set_model_version_tag(model_name, version, TEST_ACCURACY_TAG, f"{test_accuracy:.6f}")

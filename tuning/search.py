@@ -8,21 +8,34 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import sys
+from collections.abc import Iterator
 
 from tuning import cli
 
-QUIET_TENSORFLOW = {"TF_CPP_MIN_LOG_LEVEL": "2"}
-"""Keeps TensorFlow's start-up chatter out of the driver's and the trials' logs."""
+QUIET_TENSORFLOW = {"TF_CPP_MIN_LOG_LEVEL": "2", "GIT_PYTHON_REFRESH": "quiet"}
+"""Keeps TensorFlow's start-up chatter (and MLflow's "Failed to import Git") out of the driver's and trials' logs."""
+CLASSIC_TUNE_OUTPUT = {"RAY_AIR_NEW_OUTPUT": "0"}
+"""Tune prints through a `progress_reporter` (our compact table) only with its classic output engine."""
+
+QUIET_LOGGERS = ("mlflow", "optuna", "alembic", "ray")
+"""Libraries whose INFO lines (database set-up, registrations, study creation) the summary already covers."""
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the flags, check every input, then search; a bad input ends with one line and exit code 2."""
     command = cli.parse(argv)
-    for name, value in QUIET_TENSORFLOW.items():
+    for name, value in {**QUIET_TENSORFLOW, **CLASSIC_TUNE_OUTPUT}.items():
         os.environ.setdefault(name, value)
+    with _native_stderr_silenced():  # TensorFlow's C++ start-up lines (oneDNN, CPU features) ignore TF_CPP_MIN_LOG_LEVEL
+        import tensorflow  # noqa: F401
     from tuning import driver
+
+    for library in QUIET_LOGGERS:  # after the imports: MLflow and Optuna set their loggers up as they load
+        logging.getLogger(library).setLevel(logging.WARNING)
 
     try:
         search = driver.prepare(command)
@@ -30,6 +43,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return driver.run(search)
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Point file descriptor 2 at /dev/null for a moment: C++ code writes there without asking Python."""
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ DEFAULT_SPACE_FILE = Path(__file__).with_name("search_space.yaml")
 DEFAULT_EXPERIMENT = "fmnist-tune"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_MODEL_NAME = "fmnist-cnn"
+DEFAULT_STUDY_STORAGE = "sqlite:///optuna.db"
+STUDY_STORAGE_ENV = "OPTUNA_STORAGE"
 
 UNTIL_BUDGET = -1
 """`num_samples` of a search that starts trials until its time budget ends (Tune's -1)."""
@@ -28,6 +30,8 @@ MIN_TRAIN_SIZE = 100  # a stratified split needs a few images of each of the 10 
 
 WHERE_IT_RUNS = frozenset({"address", "tracking_uri", "storage_path", "max_failures"})
 """Settings a resumed search may change: where it runs and how hard it retries, not what it searches."""
+NOT_LOGGED = WHERE_IT_RUNS | {"study_storage"}
+"""Settings kept out of MLflow's params: where things are, which may hold credentials."""
 
 
 class SettingsError(ValueError):
@@ -53,10 +57,12 @@ class SearchSettings:
     time_budget_s: float | None = None
     seed: int = 0
     metric: str = "val_accuracy"
+    warm_start: tuple[str, ...] = ()
     max_failures: int = 2
     address: str | None = None
     storage_path: str = "results"
     tracking_uri: str = DEFAULT_TRACKING_URI
+    study_storage: str = DEFAULT_STUDY_STORAGE
     experiment_name: str = DEFAULT_EXPERIMENT
     model_name: str = DEFAULT_MODEL_NAME
 
@@ -103,6 +109,9 @@ class SearchSettings:
             raise SettingsError(f"--metric must be one of {', '.join(objective.SELECTABLE_METRICS)}, got {self.metric!r}")
         if not self.name or "/" in self.name or self.name in (".", ".."):
             raise SettingsError(f"--name must be a plain folder name, got {self.name!r}")
+        for source in self.warm_start:
+            if not source or source == self.name:
+                raise SettingsError(f"--warm-start must name an earlier search, got {source!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """Every field, JSON-ready."""
@@ -115,11 +124,16 @@ class SearchSettings:
         unknown = sorted(set(values) - known)
         if unknown:
             raise SettingsError(f"saved settings hold an unknown setting {unknown[0]!r}")
+        if "warm_start" in values:
+            values = {**values, "warm_start": tuple(values["warm_start"])}
         return cls(**values)
 
     def mlflow_params(self) -> dict[str, str]:
         """What the search is, as `search.*` params for its MLflow parent run (not where it runs)."""
-        return {f"search.{name}": str(value) for name, value in self.to_dict().items() if name not in WHERE_IT_RUNS}
+        return {
+            f"search.{name}": ",".join(value) if isinstance(value, (tuple, list)) else str(value)
+            for name, value in self.to_dict().items() if name not in NOT_LOGGED
+        }
 
     def resumed_with(self, given: dict[str, Any]) -> SearchSettings:
         """These saved settings with the flags given to `--resume`; a flag that changes the search is refused."""
@@ -135,6 +149,11 @@ class SearchSettings:
 def resolve_tracking_uri(given: str | None) -> str:
     """`--tracking-uri`, else `MLFLOW_TRACKING_URI`, else a local SQLite file."""
     return given or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def resolve_study_storage(given: str | None) -> str:
+    """`--study-storage`, else `OPTUNA_STORAGE`, else a SQLite file beside `mlflow.db`."""
+    return given or os.environ.get(STUDY_STORAGE_ENV) or DEFAULT_STUDY_STORAGE
 
 
 def flag(name: str) -> str:

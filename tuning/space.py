@@ -1,4 +1,4 @@
-"""Search-space YAML -> Ray Tune search space, validated before anything starts.
+"""Search-space YAML -> the Optuna distributions the search asks for, validated before anything starts.
 
 The file holds one mapping, `search_space`, of model settings (fields of `fmnist.model.ModelConfig`)
 to either a fixed value or a distribution:
@@ -22,7 +22,6 @@ from typing import Any
 
 import optuna
 import yaml
-from ray import tune
 
 from fmnist.config import ModelConfig
 from tuning.settings import DEFAULT_SPACE_FILE
@@ -49,26 +48,12 @@ class SearchSpace:
     distributions: dict[str, dict[str, Any]]
     fixed: dict[str, Any]
 
-    def tune_space(self) -> dict[str, Any]:
-        """The `param_space` for `tune.Tuner`."""
-        space: dict[str, Any] = dict(self.fixed)
-        for name, spec in self.distributions.items():
-            space[name] = _tune_domain(spec)
-        return space
-
     def optuna_distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:
-        """The same space in Optuna's terms, for a study over this search's trials."""
+        """The searched settings as the distributions the search's Optuna study asks for."""
         return {name: _optuna_distribution(spec) for name, spec in self.distributions.items()}
 
-    def typed_value(self, name: str, text: str) -> Any:
-        """A searched value stored as text (an MLflow param) back in its space's type."""
-        spec = self.distributions[name]
-        if spec["type"] == "choice":
-            return next(choice for choice in spec["choices"] if str(choice) == text)
-        return int(text) if spec["type"] == "randint" else float(text)
-
     def baseline(self) -> dict[str, Any]:
-        """The original project's config restricted to the searched settings (`points_to_evaluate`)."""
+        """The original project's config restricted to the searched settings: the first trial of a new study."""
         defaults = ModelConfig()
         return {name: getattr(defaults, name) for name in self.distributions}
 
@@ -178,13 +163,3 @@ def _optuna_distribution(spec: dict[str, Any]) -> optuna.distributions.BaseDistr
         return optuna.distributions.IntDistribution(spec["low"], spec["high"], step=spec.get("step", 1))
     return optuna.distributions.FloatDistribution(spec["low"], spec["high"], log=kind == "loguniform")
 
-
-def _tune_domain(spec: dict[str, Any]) -> Any:
-    kind = spec["type"]
-    if kind == "uniform":
-        return tune.uniform(spec["low"], spec["high"])
-    if kind == "loguniform":
-        return tune.loguniform(spec["low"], spec["high"])
-    if kind == "randint":
-        return tune.qrandint(spec["low"], spec["high"], spec.get("step", 1))
-    return tune.choice(spec["choices"])

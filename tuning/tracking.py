@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -76,14 +77,23 @@ def finish_parent_run(run_id: str, best_trial_id: str, best_config: dict[str, An
     client.set_terminated(run_id, "FINISHED")
 
 
+def log_warm_start(run_id: str, trials_added: int, trials_skipped: int) -> None:
+    """Record on the parent run how many earlier trials seeded the sampler and how many fell outside the space."""
+    MlflowClient().log_batch(run_id, params=[
+        Param("warm_start.trials_added", str(trials_added)), Param("warm_start.trials_skipped", str(trials_skipped)),
+    ])
+
+
 def dataset_inputs(train: Split, validation: Split, digest: str, source: Path) -> list[DatasetInput]:
     """Lineage records for the training and validation splits, carrying the dataset's digest."""
     inputs = []
     for context, split in (("training", train), ("validation", validation)):
-        dataset = from_numpy(
-            split.images, targets=split.labels, source=str(source.resolve()),
-            name=f"fashion-mnist-{context}", digest=digest[:DIGEST_LENGTH],
-        )
+        with warnings.catch_warnings():  # a local path reads as two equal kinds of source: MLflow picks the right one
+            warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted in multiple ways")
+            dataset = from_numpy(
+                split.images, targets=split.labels, source=str(source.resolve()),
+                name=f"fashion-mnist-{context}", digest=digest[:DIGEST_LENGTH],
+            )
         entity = mlflow.entities.Dataset(**dataset.to_dict())
         inputs.append(DatasetInput(entity, tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)]))
     return inputs

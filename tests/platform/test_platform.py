@@ -24,7 +24,7 @@ pytestmark = pytest.mark.docker
 COMPOSE = os.environ.get("COMPOSE", "docker-compose").split()
 SEARCH_NAME = time.strftime("platform-test-%Y%m%d-%H%M%S")
 TRIALS = 4
-SERVICES_WITH_PORTS = ("mlflow", "ray-head", "tensorboard", "notebook")
+SERVICES_WITH_PORTS = ("mlflow", "ray-head", "tensorboard", "optuna-dashboard", "notebook")
 
 
 @functools.cache
@@ -61,14 +61,51 @@ def http_status(url: str, headers: dict[str, str] | None = None) -> int:
 
 @pytest.fixture(scope="module")
 def search_output() -> str:
-    """A real search on the cluster, driven from the Ray head."""
+    """A real search on the cluster, submitted as a Ray job (as `make search` does) and followed to its end."""
     finished = compose(
-        "exec", "-T", "ray-head", "python", "-m", "tuning.search", "--address", "auto", "--storage-path", "/results",
-        "--name", SEARCH_NAME, "--train-size", "12000", "--num-samples", str(TRIALS), "--max-epochs", "2",
-        "--max-concurrent-trials", "3",
+        "exec", "-T", "ray-head", "python", "-m", "tuning.jobs", "submit", "--follow", "--", "--storage-path", "/results",
+        "--name", SEARCH_NAME, "--train-size", "12000", "--num-samples", str(TRIALS), "--max-epochs", "3",
+        "--grace-period", "1", "--reduction-factor", "2", "--max-concurrent-trials", "3",
     )
     assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
     return finished.stdout
+
+
+def test_the_search_job_is_listed_and_its_console_fits_a_terminal(search_output: str) -> None:
+    status = compose("exec", "-T", "ray-head", "python", "-m", "tuning.jobs", "status")
+    assert status.returncode == 0 and status.stdout.startswith(SEARCH_NAME) and "SUCCEEDED" in status.stdout, status
+    table_lines = [line for line in search_output.splitlines() if line.startswith(("==", "trial "))]
+    assert table_lines, search_output[-2000:]
+    progress = search_output[: search_output.index("Top ")]
+    assert max(len(line) for line in progress.splitlines()) <= 120
+    for noise in ("oneDNN", "absl::InitializeLog", "Failed to import Git", "━━"):
+        assert noise not in search_output, noise
+
+
+def test_a_search_job_stops_on_request(search_output: str) -> None:
+    submitted = compose("exec", "-T", "ray-head", "python", "-m", "tuning.jobs", "submit", "--", "--storage-path",
+                        "/results", "--smoke-test")
+    assert submitted.returncode == 0, submitted.stderr
+    job_id = submitted.stdout.split()[1].rstrip(";")
+    stopped = compose("exec", "-T", "ray-head", "python", "-m", "tuning.jobs", "stop", job_id)
+    assert stopped.returncode == 0 and stopped.stdout.startswith(job_id), stopped
+    deadline = time.monotonic() + 120
+    while "STOPPED" not in (status := compose("exec", "-T", "ray-head", "python", "-m", "tuning.jobs", "status", job_id)).stdout:
+        assert time.monotonic() < deadline, status.stdout
+        time.sleep(3)
+
+
+def test_optuna_dashboard_shows_the_stored_study(search_output: str) -> None:
+    summaries = http_json(_url("OPTUNA_DASHBOARD_PORT", "8080", "/api/studies"))["study_summaries"]
+    study_id = next(summary["study_id"] for summary in summaries if summary["study_name"] == SEARCH_NAME)
+    study = http_json(_url("OPTUNA_DASHBOARD_PORT", "8080", f"/api/studies/{study_id}"))
+    assert len(study["trials"]) == TRIALS and study["has_intermediate_values"]
+    states = [trial["state"] for trial in study["trials"]]
+    assert all(state in ("Complete", "Pruned") for state in states), states
+    for trial in study["trials"]:
+        steps = [point["step"] for point in trial["intermediate_values"]]
+        assert steps == list(range(1, len(steps) + 1)) and 1 <= len(steps) <= 3, trial
+        assert len(steps) == 3 or trial["state"] == "Pruned", trial
 
 
 def test_trials_ran_on_several_ray_nodes(search_output: str) -> None:
@@ -106,13 +143,20 @@ def test_tensorboard_lists_every_trial(search_output: str) -> None:
 
 def test_notebook_runs_a_search_and_compares_runs(search_output: str) -> None:
     code = (
-        "import nbformat, nbclient; nb = nbformat.read('notebooks/search.ipynb', as_version=4); "
+        "import json, nbformat, nbclient; nb = nbformat.read('notebooks/search.ipynb', as_version=4); "
         "nbclient.NotebookClient(nb, timeout=1800, kernel_name='python3', "
-        "resources={'metadata': {'path': 'notebooks'}}).execute(); print('executed', len(nb.cells), 'cells')"
+        "resources={'metadata': {'path': 'notebooks'}}).execute(); "
+        "print(json.dumps([{'source': c.source, 'outputs': c.get('outputs', [])} for c in nb.cells if c.cell_type == 'code']))"
     )
     finished = compose("exec", "-T", "notebook", "python", "-c", code)
     assert finished.returncode == 0, finished.stdout[-2000:] + finished.stderr[-4000:]
-    assert "executed" in finished.stdout
+    cells = json.loads(finished.stdout.strip().splitlines()[-1])
+    for cell in cells:
+        kinds = [(output["output_type"], output.get("name")) for output in cell["outputs"]]
+        assert ("error", None) not in kinds and ("stream", "stderr") not in kinds, cell
+        if "plot_" in cell["source"]:
+            images = [output for output in cell["outputs"] if "image/png" in output.get("data", {})]
+            assert images, f"no image from: {cell['source']}"
 
 
 def test_model_server_classifies_real_test_images(search_output: str, dataset) -> None:
@@ -155,7 +199,7 @@ def test_secrets_are_required(search_output: str) -> None:
 
 
 def test_services_run_as_non_root(search_output: str) -> None:
-    for service in ("mlflow", "ray-head", "ray-worker", "tensorboard", "notebook"):
+    for service in ("mlflow", "ray-head", "ray-worker", "tensorboard", "optuna-dashboard", "notebook"):
         finished = compose("exec", "-T", "--index=1", service, "id", "-u")
         assert finished.returncode == 0 and finished.stdout.strip() != "0", (service, finished.stdout, finished.stderr)
     assert compose("exec", "-T", "postgres", "id", "-un").stdout.strip() == "postgres"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -43,10 +44,10 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def postgres_database() -> Iterator[str]:
-    """A database created for this test session on the local PostgreSQL, dropped afterwards."""
-    name = f"fmnist_test_{uuid.uuid4().hex[:10]}"
+@contextlib.contextmanager
+def fresh_database(prefix: str) -> Iterator[str]:
+    """A database created on the local PostgreSQL, dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = psycopg2.connect(dbname="postgres", **POSTGRES)
     admin.autocommit = True
     with admin.cursor() as cursor:
@@ -55,6 +56,20 @@ def postgres_database() -> Iterator[str]:
     with admin.cursor() as cursor:
         cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """MLflow's backend database for this test session."""
+    with fresh_database("fmnist_test") as name:
+        yield name
+
+
+@pytest.fixture(scope="session")
+def study_storage_url() -> Iterator[str]:
+    """An Optuna study database on the local PostgreSQL (a database of its own, as on the platform)."""
+    with fresh_database("fmnist_test_optuna") as name:
+        yield f"postgresql+psycopg2://{POSTGRES['user']}@{POSTGRES['host']}:{POSTGRES['port']}/{name}"
 
 
 @pytest.fixture(scope="session")
@@ -86,8 +101,8 @@ def mlflow_server(postgres_database: str, tmp_path_factory: pytest.TempPathFacto
 
 
 def search_environment(**extra: str) -> dict[str, str]:
-    """The environment for a `python -m tuning.search` subprocess: no inherited Ray or MLflow settings."""
-    environment = {key: value for key, value in os.environ.items() if not key.startswith(("RAY_", "MLFLOW_"))}
+    """The environment for a `python -m tuning.search` subprocess: no inherited Ray, MLflow or Optuna settings."""
+    environment = {key: value for key, value in os.environ.items() if not key.startswith(("RAY_", "MLFLOW_", "OPTUNA_"))}
     environment["PYTHONPATH"] = str(REPOSITORY)
     environment.update(extra)
     return environment

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from ray.tune.search.sample import Categorical, Float, Integer
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from tuning.settings import DEFAULT_SPACE_FILE
 from tuning.space import SearchSpaceError, load_space
@@ -15,18 +15,19 @@ def test_default_space_covers_the_model_and_contains_the_baseline() -> None:
     space = load_space(DEFAULT_SPACE_FILE)
     assert {"filters_1", "filters_2", "filters_3", "dropout_1", "learning_rate", "dense_units", "batch_size",
             "optimizer"} <= set(space.distributions)
-    tune_space = space.tune_space()
-    assert isinstance(tune_space["learning_rate"], Float)
-    assert isinstance(tune_space["filters_1"], Categorical) and isinstance(tune_space["dense_units"], Integer)
-    assert tune_space["mixed_precision"] is False
+    distributions = space.optuna_distributions()
+    assert isinstance(distributions["learning_rate"], FloatDistribution)
+    assert isinstance(distributions["filters_1"], CategoricalDistribution)
+    assert distributions["dense_units"] == IntDistribution(64, 512, step=64)
+    assert space.fixed["mixed_precision"] is False
     baseline = space.baseline()
     assert baseline["filters_1"] == 32 and baseline["learning_rate"] == 0.001 and baseline["optimizer"] == "adam"
     assert set(baseline) == set(space.distributions)
 
 
 def test_learning_rate_is_searched_on_a_log_scale() -> None:
-    domain = load_space(DEFAULT_SPACE_FILE).tune_space()["learning_rate"]
-    assert type(domain.get_sampler()).__name__ == "_LogUniform"
+    distribution = load_space(DEFAULT_SPACE_FILE).optuna_distributions()["learning_rate"]
+    assert distribution.log and (distribution.low, distribution.high) == (1e-4, 1e-2)
 
 
 def _write(tmp_path: Path, text: str) -> Path:

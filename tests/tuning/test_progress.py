@@ -1,0 +1,47 @@
+"""The search's console table: what a user follows, within 120 columns, on real Tune trials."""
+
+from __future__ import annotations
+
+import random
+
+from ray.tune.experiment import Trial
+
+from tuning.progress import CompactProgressReporter
+from tuning.settings import DEFAULT_SPACE_FILE
+from tuning.space import load_space
+
+
+def _trials(count: int) -> list[Trial]:
+    """Trials of the default space (15 searched settings), some finished, some running, one pending."""
+    space = load_space(DEFAULT_SPACE_FILE)
+    generator = random.Random(0)
+    trials = []
+    for number in range(count):
+        config = {name: distribution.choices[generator.randrange(len(distribution.choices))]
+                  if hasattr(distribution, "choices") else round(generator.uniform(distribution.low, distribution.high), 6)
+                  for name, distribution in space.optuna_distributions().items()}
+        config = {**config, **space.fixed, "filters_2": 64}  # one searched setting the same in every trial
+        trial = Trial("train_cnn", config=config, stub=True)
+        if number < count - 1:
+            trial.set_status(Trial.TERMINATED if number % 3 else Trial.RUNNING)
+            for epoch in range(1, 4):
+                trial.update_last_result({"training_iteration": epoch, "val_accuracy": 0.8 + number / 1000 + epoch / 100,
+                                          "time_total_s": 40.0 * epoch})
+        trials.append(trial)
+    return trials
+
+
+def test_the_table_fits_120_columns_and_shows_what_varies() -> None:
+    trials = _trials(20)
+    lines = CompactProgressReporter("val_accuracy", "max", max_epochs=9, width=120).lines(trials)
+    assert max(len(line) for line in lines) <= 120
+    assert lines[0].startswith("== ") and "20 trials" in lines[0] and "best val_accuracy 0.8480 (trial 19)" in lines[0]
+    rows = lines[2:-1]
+    assert len(rows) == 12 and lines[-1] == "   ... 8 more trials"
+    assert rows[0].split()[1] == "running" and "3/9" in rows[0]
+    assert "filters_2=" not in "\n".join(lines) and "filters_1=" in rows[0]
+
+
+def test_a_single_trial_lists_no_settings() -> None:
+    lines = CompactProgressReporter("val_loss", "min", max_epochs=2, width=120).lines(_trials(1))
+    assert lines[2].split() == ["1", "pending", "-", "-", "-", "-"]

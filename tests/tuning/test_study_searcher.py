@@ -1,0 +1,143 @@
+"""The stored Optuna study behind the search: what Tune tells it, resume, and warm starts."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import optuna
+import pytest
+import ray
+from optuna.distributions import CategoricalDistribution, FloatDistribution
+from optuna.trial import TrialState
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+
+from tuning import study as stored_study
+from tuning.study_searcher import StoredStudySearcher
+
+EPOCHS = 4
+SPACE = {"quality": FloatDistribution(0.1, 1.0), "width": CategoricalDistribution([16, 32])}
+BASELINE = {"quality": 1.0, "width": 16}
+
+
+def _curve(config: dict) -> None:
+    """A trial whose accuracy after epoch e is quality * e / EPOCHS: the best trials are known in advance."""
+    for epoch in range(1, EPOCHS + 1):
+        tune.report({"val_accuracy": config["quality"] * epoch / EPOCHS})
+
+
+def _new_study(tmp_path: Path, name: str = "searched") -> tuple[str, optuna.storages.BaseStorage]:
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    storage = stored_study.open_storage(url)
+    stored_study.create(storage, name, "maximize", BASELINE, stored_study.WarmStart([], 0))
+    return url, storage
+
+
+@pytest.fixture(scope="module")
+def searched_study(tmp_path_factory: pytest.TempPathFactory) -> tuple[optuna.Study, tune.ResultGrid]:
+    tmp_path = tmp_path_factory.mktemp("study")
+    url, storage = _new_study(tmp_path)
+    searcher = StoredStudySearcher(url, "searched", SPACE, metric="val_accuracy", mode="max", max_epochs=EPOCHS, seed=0)
+    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    try:
+        results = tune.Tuner(
+            _curve,
+            tune_config=tune.TuneConfig(
+                search_alg=searcher, scheduler=ASHAScheduler(max_t=EPOCHS, grace_period=1, reduction_factor=2),
+                num_samples=6, max_concurrent_trials=1, metric="val_accuracy", mode="max",
+            ),
+            run_config=tune.RunConfig(storage_path=str(tmp_path / "results"), name="searched", verbose=0),
+        ).fit()
+    finally:
+        ray.shutdown()
+    return optuna.load_study(study_name="searched", storage=storage), results
+
+
+def test_every_tune_trial_is_one_optuna_trial_starting_from_the_baseline(searched_study) -> None:
+    study, results = searched_study
+    tune_ids = {result.metrics["trial_id"] for result in results}
+    optuna_ids = [trial.user_attrs[stored_study.TUNE_TRIAL_ID_ATTR] for trial in study.trials]
+    assert sorted(optuna_ids) == sorted(tune_ids) and len(optuna_ids) == 6
+    assert study.trials[0].params == BASELINE
+
+
+def test_each_epoch_is_an_intermediate_value(searched_study) -> None:
+    study, _ = searched_study
+    for trial in study.trials:
+        steps = sorted(trial.intermediate_values)
+        assert steps == list(range(1, len(steps) + 1))
+        for step, value in trial.intermediate_values.items():
+            assert value == pytest.approx(trial.params["quality"] * step / EPOCHS)
+
+
+def test_stopped_trials_are_pruned_and_finished_ones_complete_at_their_best(searched_study) -> None:
+    study, _ = searched_study
+    states = {trial.number: trial.state for trial in study.trials}
+    assert TrialState.PRUNED in states.values() and TrialState.COMPLETE in states.values(), states
+    for trial in study.trials:
+        if trial.state == TrialState.COMPLETE:
+            assert trial.last_step == EPOCHS and trial.value == max(trial.intermediate_values.values())
+        else:
+            assert trial.state == TrialState.PRUNED and trial.last_step < EPOCHS
+            assert trial.value == trial.intermediate_values[trial.last_step]
+
+
+def test_restored_searcher_keeps_its_trials_and_fails_orphans(tmp_path: Path) -> None:
+    url, storage = _new_study(tmp_path)
+    searcher = StoredStudySearcher(url, "searched", SPACE, metric="val_accuracy", mode="max", max_epochs=EPOCHS, seed=0)
+    first = searcher.suggest("trial_a")
+    searcher.on_trial_result("trial_a", {"val_accuracy": 0.5, "training_iteration": 1})
+    searcher.save(str(tmp_path / "searcher-state.json"))
+    searcher.suggest("asked_after_the_last_save")  # the driver dies before saving this one
+
+    restored = pickle.loads(pickle.dumps(searcher))  # as Tune keeps it with the experiment
+    restored.restore(str(tmp_path / "searcher-state.json"))
+    restored.on_trial_result("trial_a", {"val_accuracy": 0.75, "training_iteration": 2})
+    restored.on_trial_complete("trial_a", {"val_accuracy": 0.75, "training_iteration": 2})
+    trials = optuna.load_study(study_name="searched", storage=storage).trials
+    assert first == BASELINE and len(trials) == 2
+    assert trials[0].state == TrialState.PRUNED and trials[0].intermediate_values == {1: 0.5, 2: 0.75}
+    assert trials[1].state == TrialState.FAIL
+
+
+def test_warm_start_keeps_the_trials_the_new_space_could_ask_for(tmp_path: Path) -> None:
+    storage = stored_study.open_storage(f"sqlite:///{tmp_path / 'optuna.db'}")
+    earlier = optuna.create_study(storage=storage, study_name="earlier", direction="maximize")
+    old_space = {**SPACE, "depth": CategoricalDistribution([1, 2])}
+    for quality, width, depth, state in ((0.5, 16, 1, TrialState.COMPLETE), (0.2, 16, 1, TrialState.COMPLETE),
+                                         (0.6, 32, 1, TrialState.PRUNED), (0.7, 16, 2, TrialState.COMPLETE)):
+        earlier.add_trial(optuna.trial.create_trial(
+            state=state, value=quality, params={"quality": quality, "width": width, "depth": depth},
+            distributions=old_space, intermediate_values={1: quality},
+        ))
+    earlier.add_trial(optuna.trial.create_trial(state=TrialState.FAIL, params={"quality": 0.5, "width": 16, "depth": 1},
+                                                distributions=old_space))
+    narrower = {"quality": FloatDistribution(0.3, 1.0), "width": CategoricalDistribution([16, 32])}
+
+    warm = stored_study.warm_start_trials(storage, ("earlier",), narrower, fixed={"depth": 1})
+
+    assert [(trial.params, trial.state) for trial in warm.trials] == [
+        ({"quality": 0.5, "width": 16}, TrialState.COMPLETE), ({"quality": 0.6, "width": 32}, TrialState.PRUNED),
+    ]
+    assert warm.skipped == 2  # quality 0.2 is outside the new range; depth 2 is not the new fixed depth
+    assert all(trial.user_attrs[stored_study.WARM_START_SOURCE_ATTR] == "earlier" for trial in warm.trials)
+    seeded = stored_study.create(storage, "seeded", "maximize", {"quality": 0.5, "width": 16}, warm)
+    assert [trial.state for trial in seeded.trials] == [TrialState.COMPLETE, TrialState.PRUNED]  # baseline not queued twice
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    ("sqlite:////no/such/folder/optuna.db", "--study-storage sqlite:////no/such/folder/optuna.db: cannot open the study database"),
+    ("postgresql://someone:secret@127.0.0.1:5432/x", "for PostgreSQL write postgresql+psycopg2://"),
+    ("nonsense", "--study-storage nonsense: cannot open the study database"),
+])
+def test_an_unusable_storage_is_one_named_line_without_its_password(url: str, message: str) -> None:
+    with pytest.raises(stored_study.StudyError) as raised:
+        stored_study.open_storage(url)
+    assert message in str(raised.value) and "secret" not in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_a_resumed_or_reported_search_does_not_create_a_missing_database(tmp_path: Path) -> None:
+    with pytest.raises(stored_study.StudyError, match="no such file"):
+        stored_study.open_storage(f"sqlite:///{tmp_path / 'missing.db'}", must_exist=True)
+    assert not (tmp_path / "missing.db").exists()

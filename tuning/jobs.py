@@ -1,0 +1,122 @@
+"""`python -m tuning.jobs`: run searches on a Ray cluster as Ray jobs, follow them, stop them.
+
+A search submitted as a job runs its driver on the cluster's head, so closing the terminal (or the
+notebook) that started it does not stop it. The job API's address follows Ray's convention:
+`RAY_API_SERVER_ADDRESS`, else `RAY_ADDRESS` (e.g. http://127.0.0.1:8265); token auth uses
+`RAY_AUTH_TOKEN`, as for every Ray client.
+
+Example:
+    python -m tuning.jobs submit -- --time-budget-s 3600 --storage-path /results
+    python -m tuning.jobs logs --follow        # the latest search
+    python -m tuning.jobs stop
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shlex
+import sys
+import time
+from datetime import datetime
+
+from ray.job_submission import JobDetails, JobStatus, JobSubmissionClient
+
+from tuning.cli import OneLineErrorParser
+
+SEARCH_ENTRYPOINT = "python -m tuning.search"
+FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED)
+
+
+class JobError(RuntimeError):
+    """The job API cannot be reached, or holds no such search; the message says which."""
+
+
+def client() -> JobSubmissionClient:
+    """The cluster's job API, at `RAY_API_SERVER_ADDRESS` or `RAY_ADDRESS`."""
+    try:
+        return JobSubmissionClient()
+    except Exception as error:  # Ray raises ConnectionError, ValueError or RuntimeError here
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise JobError(f"$RAY_API_SERVER_ADDRESS / $RAY_ADDRESS: cannot reach Ray's job API ({first_line:.200})") from None
+
+
+def submit(jobs: JobSubmissionClient, search_args: list[str]) -> str:
+    """Start `python -m tuning.search` with `search_args` as a job; its id is the search's name (plus a time
+    for a resume, which reuses a name). Returns the job id."""
+    now = datetime.now().strftime("%Y%m%d-%H%M%S")
+    if "--name" in search_args:
+        name = search_args[search_args.index("--name") + 1]
+        job_id = f"{name}-{now}"
+    else:
+        name = job_id = f"fmnist-search-{now}"
+        search_args = [*search_args, "--name", name]
+    return jobs.submit_job(entrypoint=f"{SEARCH_ENTRYPOINT} {shlex.join(search_args)}", submission_id=job_id)
+
+
+def latest_search(jobs: JobSubmissionClient) -> JobDetails:
+    """The search job submitted last."""
+    searches = [job for job in jobs.list_jobs() if job.entrypoint.startswith(SEARCH_ENTRYPOINT) and job.submission_id]
+    if not searches:
+        raise JobError("no search has been submitted to this cluster; start one with: python -m tuning.jobs submit")
+    return max(searches, key=lambda job: job.start_time or 0)
+
+
+def wait(jobs: JobSubmissionClient, job_id: str, poll_s: float = 5.0) -> JobStatus:
+    """Block until the job ends (for notebooks, whose running event loop cannot tail logs); its final status."""
+    while (status := jobs.get_job_status(job_id)) not in FINISHED:
+        time.sleep(poll_s)
+    return status
+
+
+def follow(jobs: JobSubmissionClient, job_id: str) -> JobStatus:
+    """Print the job's log as it grows, until the job ends; returns its final status."""
+    async def tail() -> None:
+        async for lines in jobs.tail_job_logs(job_id):
+            print(lines, end="", flush=True)
+
+    asyncio.run(tail())
+    return jobs.get_job_status(job_id)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = OneLineErrorParser(prog="python -m tuning.jobs", description=__doc__.split("\n\n")[0])
+    actions = parser.add_subparsers(dest="action", required=True)
+    submit_parser = actions.add_parser("submit", help="start a search; the flags after -- go to python -m tuning.search")
+    submit_parser.add_argument("--follow", action="store_true", help="print its log until it ends")
+    submit_parser.add_argument("search_args", nargs=argparse.REMAINDER)
+    for action, text in (("logs", "print a search's log"), ("stop", "stop a search"), ("status", "a search's status")):
+        sub = actions.add_parser(action, help=text)
+        sub.add_argument("job_id", nargs="?", help="the job (default: the latest search)")
+        if action == "logs":
+            sub.add_argument("--follow", action="store_true", help="keep printing until the search ends")
+    options = parser.parse_args(argv)
+    try:
+        jobs = client()
+        if options.action == "submit":
+            job_id = submit(jobs, [arg for arg in options.search_args if arg != "--"])
+            print(f"submitted {job_id}; follow it with: python -m tuning.jobs logs --follow {job_id}")
+            return _exit_code(follow(jobs, job_id)) if options.follow else 0
+        job_id = options.job_id or str(latest_search(jobs).submission_id)
+        if options.action == "stop":
+            stopped = jobs.stop_job(job_id)
+            print(f"{job_id}: {'stopping' if stopped else 'already ended'} ({jobs.get_job_status(job_id).value})")
+            return 0
+        if options.action == "status":
+            print(f"{job_id}: {jobs.get_job_status(job_id).value}")
+            return 0
+        if options.follow:
+            return _exit_code(follow(jobs, job_id))
+        print(jobs.get_job_logs(job_id), end="")
+        return 0
+    except (JobError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def _exit_code(status: JobStatus) -> int:
+    return 0 if status == JobStatus.SUCCEEDED else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

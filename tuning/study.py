@@ -1,0 +1,135 @@
+"""The search's Optuna study, kept in a database: opened, checked, created (with warm-start trials), read.
+
+Every search has one study, named after the search, in the storage given by `--study-storage`
+(default: `$OPTUNA_STORAGE`, else `sqlite:///optuna.db` beside `mlflow.db`). optuna-dashboard
+watches it live; `python -m tuning.report` reads it; `--warm-start NAME` seeds a new study with the
+finished trials of earlier ones.
+
+Example:
+    >>> storage = open_storage("sqlite:///optuna.db")          # doctest: +SKIP
+    >>> optuna.load_study(study_name="fmnist-search-20261127-101500", storage=storage)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy.engine import make_url
+
+TUNE_TRIAL_ID_ATTR = "tune_trial_id"
+"""User attribute of an Optuna trial: the Ray Tune trial it is (its folder and MLflow run carry the same id)."""
+WARM_START_SOURCE_ATTR = "warm_start_from"
+"""User attribute of a warm-start trial: the study it was copied from."""
+FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+class StudyError(ValueError):
+    """The study storage or a named study cannot be used; the message names the flag."""
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    """Finished trials of earlier studies that fit the new space, and how many did not."""
+
+    trials: list[FrozenTrial]
+    skipped: int
+
+
+def shown_url(url: str) -> str:
+    """The storage URL with any password masked, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL at all: say it as given
+        return url
+
+
+def open_storage(url: str, *, must_exist: bool = False) -> optuna.storages.RDBStorage:
+    """The study database at `url`, reconnecting after a database restart. A new SQLite file is
+    created unless `must_exist` (a resumed search, a report: nothing is written for a wrong URL)."""
+    engine_kwargs = {"pool_pre_ping": True} if not url.startswith("sqlite") else {}
+    sqlite_file = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else None
+    if must_exist and sqlite_file and not Path(sqlite_file).is_file():
+        raise StudyError(f"--study-storage {url}: no such file {sqlite_file}")
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+    except Exception as error:  # SQLAlchemy raises ArgumentError, OperationalError, ImportError, ...
+        cause = error.__cause__ if isinstance(error, ImportError) and error.__cause__ else error
+        first_line = (str(cause).strip().splitlines() or [type(error).__name__])[0]
+        hint = "; for PostgreSQL write postgresql+psycopg2://" if isinstance(error, ImportError) else ""
+        raise StudyError(f"--study-storage {shown_url(url)}: cannot open the study database ({first_line:.200}{hint})") from None
+
+
+def study_names(storage: optuna.storages.BaseStorage) -> set[str]:
+    """The names of every study in `storage`."""
+    return {summary.study_name for summary in optuna.get_all_study_summaries(storage, include_best_trial=False)}
+
+
+def check_new(storage: optuna.storages.BaseStorage, url: str, name: str, warm_start: tuple[str, ...]) -> None:
+    """A new search needs a free study name, and every `--warm-start` study must exist."""
+    names = study_names(storage)
+    if name in names:
+        raise StudyError(f"--name {name}: {shown_url(url)} already holds a study of that name; pick another --name")
+    for source in warm_start:
+        if source not in names:
+            raise StudyError(f"--warm-start {source}: no study of that name in {shown_url(url)}")
+
+
+def check_resumable(storage: optuna.storages.BaseStorage, url: str, name: str) -> None:
+    """A resumed search goes on with its own study, which must be there."""
+    if name not in study_names(storage):
+        raise StudyError(f"--resume: {shown_url(url)} holds no study {name}")
+
+
+def create(
+    storage: optuna.storages.BaseStorage, name: str, direction: str, first_params: dict[str, Any], warm_start: WarmStart
+) -> optuna.Study:
+    """The search's study: warm-start trials added as they were, then `first_params` queued as the first
+    trial unless a warm-start trial already tried them."""
+    study = optuna.create_study(storage=storage, study_name=name, direction=direction)
+    study.add_trials(warm_start.trials)
+    if all(trial.params != first_params for trial in warm_start.trials):
+        study.enqueue_trial(first_params)
+    return study
+
+
+def warm_start_trials(
+    storage: optuna.storages.BaseStorage, sources: tuple[str, ...], distributions: dict[str, BaseDistribution],
+    fixed: dict[str, Any],
+) -> WarmStart:
+    """The finished trials of each `sources` study that the new space could have asked for: every searched
+    setting inside its distribution, and every setting the new space holds fixed at that value."""
+    kept, skipped = [], 0
+    for source in sources:
+        for trial in optuna.load_study(study_name=source, storage=storage).get_trials(deepcopy=False, states=FINISHED_STATES):
+            if not _fits(trial.params, distributions, fixed):
+                skipped += 1
+                continue
+            kept.append(optuna.trial.create_trial(
+                state=trial.state, value=trial.value, params={name: trial.params[name] for name in distributions},
+                distributions=distributions, intermediate_values=trial.intermediate_values,
+                user_attrs={**trial.user_attrs, WARM_START_SOURCE_ATTR: source},
+            ))
+    return WarmStart(kept, skipped)
+
+
+def _fits(params: dict[str, Any], distributions: dict[str, BaseDistribution], fixed: dict[str, Any]) -> bool:
+    searched_inside = set(params) >= set(distributions) and all(
+        _contains(distribution, params[name]) for name, distribution in distributions.items()
+    )
+    return searched_inside and all(params[name] == value for name, value in fixed.items() if name in params)
+
+
+def _contains(distribution: BaseDistribution, value: Any) -> bool:
+    if isinstance(distribution, CategoricalDistribution):
+        return any(value == choice and type(value) is type(choice) for choice in distribution.choices)
+    if isinstance(distribution, IntDistribution):
+        return (isinstance(value, int) and distribution.low <= value <= distribution.high
+                and (value - distribution.low) % distribution.step == 0)
+    if isinstance(distribution, FloatDistribution):
+        return isinstance(value, (int, float)) and distribution.low <= value <= distribution.high
+    return False

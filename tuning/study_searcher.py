@@ -1,0 +1,104 @@
+"""A Ray Tune searcher over the search's stored Optuna study, through Optuna's ask-and-tell interface.
+
+Unlike Ray's `OptunaSearch`, which tells Optuna that a trial ASHA stopped after one epoch is COMPLETE
+with that epoch's value, this searcher tells Optuna what happened: a trial that trained all
+`max_epochs` is COMPLETE with its best epoch's value (the epoch whose checkpoint can win); one stopped
+earlier (by ASHA or the time budget) is PRUNED at its last epoch, as Optuna's own pruners would leave
+it, so TPE does not learn from short-trained scores as if they were final. Every epoch's value is
+stored as an intermediate value, so optuna-dashboard shows where trials were cut while they run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.distributions import BaseDistribution
+from optuna.trial import TrialState
+from ray.tune.result import TRAINING_ITERATION
+from ray.tune.search import Searcher
+
+from tuning import study as stored_study
+
+
+class StoredStudySearcher(Searcher):
+    """Asks the stored study `study_name` for each trial's settings and tells it each epoch and each end."""
+
+    def __init__(
+        self, storage_url: str, study_name: str, distributions: dict[str, BaseDistribution], *,
+        metric: str, mode: str, max_epochs: int, seed: int,
+    ) -> None:
+        super().__init__(metric=metric, mode=mode)
+        self._storage_url, self._study_name = storage_url, study_name
+        self._distributions, self._max_epochs, self._seed = distributions, max_epochs, seed
+        self._trial_numbers: dict[str, int] = {}
+        """Tune trial id -> Optuna trial number: saved with the experiment, so a resumed search tells the same trials."""
+        self._storage: optuna.storages.BaseStorage | None = None
+        self._study: optuna.Study | None = None
+
+    @property
+    def study(self) -> optuna.Study:
+        """The stored study, opened on first use."""
+        return self._open()[1]
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
+        """The space, metric and mode are this searcher's own; Tune's `param_space` only adds fixed values."""
+        return False
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        trial = self.study.ask(self._distributions)
+        trial.set_user_attr(stored_study.TUNE_TRIAL_ID_ATTR, trial_id)
+        self._trial_numbers[trial_id] = trial.number
+        return dict(trial.params)
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        value, step = result.get(self.metric), result.get(TRAINING_ITERATION)
+        if trial_id in self._trial_numbers and value is not None and step is not None:
+            storage = self._open()[0]
+            study_id = storage.get_study_id_from_name(self._study_name)
+            storage_trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, self._trial_numbers[trial_id])
+            storage.set_trial_intermediate_value(storage_trial_id, int(step), float(value))
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if trial_id not in self._trial_numbers:
+            return
+        if result and not error:  # a result that ends the trial comes here, not to on_trial_result
+            self.on_trial_result(trial_id, result)
+        number = self._trial_numbers[trial_id]
+        trial = self.study.get_trials(deepcopy=False)[number]
+        if trial.state.is_finished():
+            return
+        if error or not trial.intermediate_values:
+            self.study.tell(number, state=TrialState.FAIL)
+        elif trial.last_step is not None and trial.last_step >= self._max_epochs:
+            best = (max if self.mode == "max" else min)(trial.intermediate_values.values())
+            self.study.tell(number, best)
+        else:
+            self.study.tell(number, state=TrialState.PRUNED)
+
+    def save(self, checkpoint_path: str) -> None:
+        Path(checkpoint_path).write_text(json.dumps({"trial_numbers": self._trial_numbers}))
+
+    def restore(self, checkpoint_path: str) -> None:
+        """Take back the trial map; a trial asked for but never started before the driver died is failed."""
+        self._trial_numbers = json.loads(Path(checkpoint_path).read_text())["trial_numbers"]
+        known = set(self._trial_numbers.values())
+        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if trial.number not in known:
+                self.study.tell(trial.number, state=TrialState.FAIL)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Tune pickles the searcher with the experiment: without its database connection."""
+        return {**self.__dict__, "_storage": None, "_study": None}
+
+    def _open(self) -> tuple[optuna.storages.BaseStorage, optuna.Study]:
+        """Connect once; TPE is seeded by the seed and how many trials the study already holds (a resumed
+        search does not replay its first suggestions)."""
+        if self._storage is None or self._study is None:
+            self._storage = stored_study.open_storage(self._storage_url)
+            existing = len(optuna.load_study(study_name=self._study_name, storage=self._storage).trials)
+            sampler = optuna.samplers.TPESampler(seed=self._seed + existing, multivariate=True, constant_liar=True)
+            self._study = optuna.load_study(study_name=self._study_name, storage=self._storage, sampler=sampler)
+        return self._storage, self._study
