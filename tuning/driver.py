@@ -78,16 +78,17 @@ def prepare(command: Command) -> PreparedSearch:
     dataset = load(settings.data_dir)
     if saved and dataset.digest != saved.dataset_digest:
         raise SettingsError(f"--resume: the dataset in {resolve_data_dir(settings.data_dir)} is not the one the search started on")
+    storage = stored_study.existing_storage(settings.study_storage)
+    if space is None:
+        stored_study.check_exists(storage, settings.study_storage, settings.name)
+    else:
+        stored_study.check_new(storage, settings.study_storage, settings.name, settings.warm_start)
+        if storage is not None:
+            warm_start = stored_study.warm_start_trials(storage, settings.warm_start, space.optuna_distributions(), space.fixed)
     _init_ray(settings.address)
     experiment_id = tracking.ensure_experiment(settings.tracking_uri, settings.experiment_name)
     if saved:
         tracking.check_run_exists(settings.tracking_uri, saved.parent_run_id)
-    storage = stored_study.open_storage(settings.study_storage, must_exist=space is None)
-    if space is None:
-        stored_study.check_resumable(storage, settings.study_storage, settings.name)
-    else:
-        stored_study.check_new(storage, settings.study_storage, settings.name, settings.warm_start)
-        warm_start = stored_study.warm_start_trials(storage, settings.warm_start, space.optuna_distributions(), space.fixed)
     return PreparedSearch(settings, space, dataset, experiment_id, saved, warm_start)
 
 

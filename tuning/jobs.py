@@ -14,7 +14,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import asyncio
 import shlex
 import sys
 import time
@@ -36,7 +35,7 @@ def client() -> JobSubmissionClient:
     """The cluster's job API, at `RAY_API_SERVER_ADDRESS` or `RAY_ADDRESS`."""
     try:
         return JobSubmissionClient()
-    except Exception as error:  # Ray raises ConnectionError, ValueError or RuntimeError here
+    except (ConnectionError, ValueError, RuntimeError) as error:
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise JobError(f"$RAY_API_SERVER_ADDRESS / $RAY_ADDRESS: cannot reach Ray's job API ({first_line:.200})") from None
 
@@ -62,21 +61,18 @@ def latest_search(jobs: JobSubmissionClient) -> JobDetails:
     return max(searches, key=lambda job: job.start_time or 0)
 
 
-def wait(jobs: JobSubmissionClient, job_id: str, poll_s: float = 5.0) -> JobStatus:
-    """Block until the job ends (for notebooks, whose running event loop cannot tail logs); its final status."""
-    while (status := jobs.get_job_status(job_id)) not in FINISHED:
+def follow(jobs: JobSubmissionClient, job_id: str, poll_s: float = 2.0) -> JobStatus:
+    """Print the job's log as it grows, until the job ends; returns its final status. Polls the job API
+    (no websocket, no event loop: works the same in a terminal and in a notebook)."""
+    printed = 0
+    while True:
+        status = jobs.get_job_status(job_id)
+        log = jobs.get_job_logs(job_id)
+        print(log[printed:], end="", flush=True)
+        printed = len(log)
+        if status in FINISHED:
+            return status
         time.sleep(poll_s)
-    return status
-
-
-def follow(jobs: JobSubmissionClient, job_id: str) -> JobStatus:
-    """Print the job's log as it grows, until the job ends; returns its final status."""
-    async def tail() -> None:
-        async for lines in jobs.tail_job_logs(job_id):
-            print(lines, end="", flush=True)
-
-    asyncio.run(tail())
-    return jobs.get_job_status(job_id)
 
 
 def main(argv: list[str] | None = None) -> int:

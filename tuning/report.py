@@ -51,8 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         experiment_id = tracking.ensure_experiment(resolve_tracking_uri(options.tracking_uri), options.experiment_name)
         parent = find_parent_run(experiment_id, options.run_id)
-        storage = stored_study.open_storage(storage_url, must_exist=True)
-        stored_study.check_resumable(storage, storage_url, parent.info.run_name)
+        storage = stored_study.check_exists(stored_study.existing_storage(storage_url), storage_url, parent.info.run_name)
     except (tracking.TrackingError, LookupError, stored_study.StudyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

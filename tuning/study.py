@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 TUNE_TRIAL_ID_ATTR = "tune_trial_id"
 """User attribute of an Optuna trial: the Ray Tune trial it is (its folder and MLflow run carry the same id)."""
@@ -44,32 +45,37 @@ def shown_url(url: str) -> str:
     """The storage URL with any password masked, for messages."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL at all: say it as given
+    except ArgumentError:  # not a URL at all: say it as given
         return url
 
 
-def open_storage(url: str, *, must_exist: bool = False) -> optuna.storages.RDBStorage:
-    """The study database at `url`, reconnecting after a database restart. A new SQLite file is
-    created unless `must_exist` (a resumed search, a report: nothing is written for a wrong URL)."""
+def open_storage(url: str) -> optuna.storages.RDBStorage:
+    """The study database at `url` (a new SQLite file is created), reconnecting after a database restart."""
     engine_kwargs = {"pool_pre_ping": True} if not url.startswith("sqlite") else {}
-    sqlite_file = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else None
-    if must_exist and sqlite_file and not Path(sqlite_file).is_file():
-        raise StudyError(f"--study-storage {url}: no such file {sqlite_file}")
     try:
         return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
-    except Exception as error:  # SQLAlchemy raises ArgumentError, OperationalError, ImportError, ...
+    except (ImportError, SQLAlchemyError, ValueError) as error:  # no driver, a bad URL, an unreachable database
         cause = error.__cause__ if isinstance(error, ImportError) and error.__cause__ else error
         first_line = (str(cause).strip().splitlines() or [type(error).__name__])[0]
         hint = "; for PostgreSQL write postgresql+psycopg2://" if isinstance(error, ImportError) else ""
         raise StudyError(f"--study-storage {shown_url(url)}: cannot open the study database ({first_line:.200}{hint})") from None
 
 
-def study_names(storage: optuna.storages.BaseStorage) -> set[str]:
-    """The names of every study in `storage`."""
+def existing_storage(url: str) -> optuna.storages.RDBStorage | None:
+    """The study database at `url`, or None for a SQLite file not created yet (checked without writing)."""
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        return None
+    return open_storage(url)
+
+
+def study_names(storage: optuna.storages.BaseStorage | None) -> set[str]:
+    """The names of every study in `storage` (none in a database not created yet)."""
+    if storage is None:
+        return set()
     return {summary.study_name for summary in optuna.get_all_study_summaries(storage, include_best_trial=False)}
 
 
-def check_new(storage: optuna.storages.BaseStorage, url: str, name: str, warm_start: tuple[str, ...]) -> None:
+def check_new(storage: optuna.storages.BaseStorage | None, url: str, name: str, warm_start: tuple[str, ...]) -> None:
     """A new search needs a free study name, and every `--warm-start` study must exist."""
     names = study_names(storage)
     if name in names:
@@ -79,14 +85,15 @@ def check_new(storage: optuna.storages.BaseStorage, url: str, name: str, warm_st
             raise StudyError(f"--warm-start {source}: no study of that name in {shown_url(url)}")
 
 
-def check_resumable(storage: optuna.storages.BaseStorage, url: str, name: str) -> None:
-    """A resumed search goes on with its own study, which must be there."""
-    if name not in study_names(storage):
-        raise StudyError(f"--resume: {shown_url(url)} holds no study {name}")
+def check_exists(storage: optuna.storages.BaseStorage | None, url: str, name: str) -> optuna.storages.BaseStorage:
+    """The storage holding study `name` (a resumed search goes on with it; a report reads it)."""
+    if storage is None or name not in study_names(storage):
+        raise StudyError(f"--study-storage {shown_url(url)}: holds no study {name}")
+    return storage
 
 
 def create(
-    storage: optuna.storages.BaseStorage, name: str, direction: str, first_params: dict[str, Any], warm_start: WarmStart
+    storage: optuna.storages.BaseStorage, name: str, direction: Literal["minimize", "maximize"], first_params: dict[str, Any], warm_start: WarmStart
 ) -> optuna.Study:
     """The search's study: warm-start trials added as they were, then `first_params` queued as the first
     trial unless a warm-start trial already tried them."""

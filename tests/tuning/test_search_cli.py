@@ -12,18 +12,21 @@ import sys
 import time
 from pathlib import Path
 
+import optuna
 import pytest
 from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
 
 from tests.tuning.conftest import MlflowServer, free_port, run_module, search_environment
 from tuning.settings import SearchSettings, flag
+from tuning.study import TUNE_TRIAL_ID_ATTR, WARM_START_SOURCE_ATTR
 
 
 def test_help_documents_every_flag(tmp_path: Path) -> None:
     finished = run_module("tuning.search", ["--help"], cwd=tmp_path)
     assert finished.returncode == 0
     every_setting = [flag(field.name) for field in dataclasses.fields(SearchSettings)]
-    for option in (*every_setting, "--smoke-test", "--resume"):
+    for option in (*every_setting, "--smoke-test", "--resume", "--warm-start"):
         assert f"\n  {option} " in finished.stdout, option
 
 
@@ -32,6 +35,7 @@ def test_embedded_defaults_need_no_services(tmp_path: Path, shared_data_dir: Pat
     finished = run_module("tuning.search", ["--smoke-test", "--data-dir", str(shared_data_dir)], cwd=tmp_path)
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert (tmp_path / "mlflow.db").exists() and list((tmp_path / "results").glob("fmnist-search-*/train_cnn_*"))
+    assert (tmp_path / "optuna.db").exists(), "the study is not stored beside mlflow.db"
     with sqlite3.connect(tmp_path / "mlflow.db") as database:
         aliases = database.execute("SELECT name, alias FROM registered_model_aliases").fetchall()
         runs = database.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
@@ -92,6 +96,32 @@ def test_resume_continues_an_interrupted_search(mlflow_server: MlflowServer, sha
         assert {result["train_images"] for result in results} == {2700}, "the resumed trials trained on other data"
     assert parent.info.status == "FINISHED" and "test_accuracy" in parent.data.metrics
     assert client.get_registered_model("fmnist-cnn-resume").aliases == {"champion": "1"}
+    study = optuna.load_study(study_name="interrupted", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    assert sorted(trial.user_attrs[TUNE_TRIAL_ID_ATTR] for trial in study.trials) == sorted(
+        run.data.tags["trial_id"] for run in trial_runs
+    ), "the resumed search asked its study for other trials"
+    assert all(trial.state.is_finished() and trial.state != TrialState.FAIL for trial in study.trials)
+
+
+@pytest.mark.slow
+def test_warm_start_seeds_the_study_with_trials_inside_the_new_space(tmp_path: Path, shared_data_dir: Path) -> None:
+    common = ["--data-dir", str(shared_data_dir), "--smoke-test"]
+    earlier = run_module("tuning.search", [*common, "--name", "earlier"], cwd=tmp_path)
+    assert earlier.returncode == 0, earlier.stderr[-3000:]
+    space = tmp_path / "narrow.yaml"  # the earlier search's second trial (seeded TPE) has a learning rate below 5e-4
+    space.write_text("search_space:\n  learning_rate: {type: loguniform, low: 5.0e-4, high: 2.0e-3}\n")
+    later = run_module("tuning.search", [*common, "--name", "later", "--config", str(space), "--warm-start", "earlier"], cwd=tmp_path)
+    assert later.returncode == 0, later.stderr[-3000:]
+    assert "warm start: 1 trials from earlier, 1 skipped (outside this search's space)" in later.stdout
+    study = optuna.load_study(study_name="later", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    assert [trial.user_attrs.get(WARM_START_SOURCE_ATTR) for trial in study.trials] == ["earlier", None, None]
+    assert study.trials[0].params == {"learning_rate": 0.001}
+    with sqlite3.connect(tmp_path / "mlflow.db") as database:
+        params = dict(database.execute(
+            "SELECT key, value FROM params JOIN runs ON params.run_uuid = runs.run_uuid WHERE runs.name = 'later'"
+        ).fetchall())
+    assert params["search.warm_start"] == "earlier"
+    assert (params["warm_start.trials_added"], params["warm_start.trials_skipped"]) == ("1", "1")
 
 
 def _assert_refused_before_anything(finished: subprocess.CompletedProcess, workdir: Path, *fragments: str) -> None:
@@ -122,6 +152,20 @@ def test_malformed_data_is_named(tmp_path: Path) -> None:
     (tmp_path / "data" / "fashion-mnist_test.csv").write_text("")
     finished = run_module("tuning.search", ["--data-dir", "data"], cwd=tmp_path)
     _assert_refused_before_anything(finished, tmp_path, "fashion-mnist_train.csv", "line 1: wrong header")
+
+
+def test_unknown_warm_start_study_is_named(tmp_path: Path, shared_data_dir: Path) -> None:
+    finished = run_module("tuning.search", ["--warm-start", "nosuch", "--data-dir", str(shared_data_dir)], cwd=tmp_path)
+    _assert_refused_before_anything(finished, tmp_path, "--warm-start nosuch: no study of that name in sqlite:///optuna.db")
+    assert not (tmp_path / "optuna.db").exists()
+
+
+def test_unusable_study_storage_is_named_without_its_password(tmp_path: Path, shared_data_dir: Path) -> None:
+    url = f"postgresql+psycopg2://fmnist:secret@127.0.0.1:{free_port()}/optuna"
+    finished = run_module("tuning.search", ["--study-storage", url, "--data-dir", str(shared_data_dir)], cwd=tmp_path)
+    _assert_refused_before_anything(finished, tmp_path, "--study-storage postgresql+psycopg2://fmnist:***@127.0.0.1:",
+                                    "cannot open the study database")
+    assert "secret" not in finished.stderr
 
 
 def test_unreachable_ray_cluster_is_named(tmp_path: Path, shared_data_dir: Path) -> None:

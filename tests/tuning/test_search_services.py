@@ -8,11 +8,15 @@ from pathlib import Path
 
 import matplotlib.image
 import mlflow
+import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tests.tuning.conftest import MlflowServer, run_module
+from tuning.settings import DEFAULT_SPACE_FILE
+from tuning.space import load_space
+from tuning.study import TUNE_TRIAL_ID_ATTR
 
 pytestmark = pytest.mark.slow
 TRIALS, EPOCHS = 3, 2
@@ -22,8 +26,9 @@ PER_EPOCH_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy",
 @dataclass(frozen=True)
 class FinishedSearch:
     server: MlflowServer
+    study_storage_url: str
     workdir: Path
-    stdout: str
+    console: str
     parent_run_id: str
     trial_runs: list
 
@@ -33,13 +38,13 @@ class FinishedSearch:
 
 
 @pytest.fixture(scope="module")
-def finished_search(mlflow_server: MlflowServer, shared_data_dir: Path, tmp_path_factory) -> FinishedSearch:
+def finished_search(mlflow_server: MlflowServer, study_storage_url: str, shared_data_dir: Path, tmp_path_factory) -> FinishedSearch:
     workdir = tmp_path_factory.mktemp("search")
     finished = run_module(
         "tuning.search",
         ["--data-dir", str(shared_data_dir), "--train-size", "1500", "--num-samples", str(TRIALS),
          "--max-epochs", str(EPOCHS), "--max-concurrent-trials", "2", "--storage-path", "results", "--name", "services"],
-        cwd=workdir, MLFLOW_TRACKING_URI=mlflow_server.uri,
+        cwd=workdir, MLFLOW_TRACKING_URI=mlflow_server.uri, OPTUNA_STORAGE=study_storage_url,
     )
     assert finished.returncode == 0, finished.stderr[-3000:]
     mlflow.set_tracking_uri(mlflow_server.uri)
@@ -49,7 +54,7 @@ def finished_search(mlflow_server: MlflowServer, shared_data_dir: Path, tmp_path
     assert len(parents) == 1
     parent_run_id = parents[0].info.run_id
     trial_runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'")
-    return FinishedSearch(mlflow_server, workdir, finished.stdout, parent_run_id, trial_runs)
+    return FinishedSearch(mlflow_server, study_storage_url, workdir, finished.stdout + finished.stderr, parent_run_id, trial_runs)
 
 
 def test_one_nested_run_per_trial(finished_search: FinishedSearch) -> None:
@@ -106,7 +111,7 @@ def test_best_model_registered_as_champion(finished_search: FinishedSearch) -> N
     test_accuracy = client.get_run(finished_search.parent_run_id).data.metrics["test_accuracy"]
     assert float(champion.tags["test_accuracy"]) == pytest.approx(test_accuracy, abs=1e-6)
     assert 0.1 < test_accuracy <= 1.0
-    assert f"models:/fmnist-cnn/{champion.version}, now the champion" in finished_search.stdout
+    assert f"models:/fmnist-cnn/{champion.version}, now the champion" in finished_search.console
     model = mlflow.pyfunc.load_model("models:/fmnist-cnn@champion")
     assert model.metadata.get_input_schema().inputs[0].shape == (-1, 28, 28)
 
@@ -160,14 +165,39 @@ def test_champion_moves_only_to_a_better_model(finished_search: FinishedSearch, 
     assert client.get_model_version_by_alias(name, "champion").version == better.version != first.version
 
 
-def test_report_compares_runs_and_saves_optuna_plots(finished_search: FinishedSearch) -> None:
+def test_the_study_in_postgresql_holds_every_trial_and_epoch(finished_search: FinishedSearch) -> None:
+    study = optuna.load_study(study_name="services", storage=finished_search.study_storage_url)
+    tune_ids = sorted(run.data.tags["trial_id"] for run in finished_search.trial_runs)
+    assert sorted(trial.user_attrs[TUNE_TRIAL_ID_ATTR] for trial in study.trials) == tune_ids
+    runs_by_trial = {run.data.tags["trial_id"]: run for run in finished_search.trial_runs}
+    client = MlflowClient(finished_search.server.uri)
+    for trial in study.trials:
+        run = runs_by_trial[trial.user_attrs[TUNE_TRIAL_ID_ATTR]]
+        history = {point.step: point.value for point in client.get_metric_history(run.info.run_id, "val_accuracy")}
+        assert trial.intermediate_values == pytest.approx(history)
+        finished_all = trial.last_step == EPOCHS
+        assert trial.state == (optuna.trial.TrialState.COMPLETE if finished_all else optuna.trial.TrialState.PRUNED)
+    assert study.trials[0].params == load_space(DEFAULT_SPACE_FILE).baseline()
+
+
+def test_the_console_is_quiet_and_fits_a_terminal(finished_search: FinishedSearch) -> None:
+    progress = finished_search.console[: finished_search.console.index("\nTop ")]
+    assert progress.startswith("== ") and max(len(line) for line in progress.splitlines()) <= 120
+    for noise in ("oneDNN", "absl::InitializeLog", "cpu_feature_guard", "Failed to import Git", "━━", "INFO mlflow",
+                  "A new study created"):
+        assert noise not in finished_search.console, noise
+
+
+def test_report_reads_the_stored_study_and_saves_optuna_plots(finished_search: FinishedSearch) -> None:
     finished = run_module(
         "tuning.report", ["--run-id", finished_search.parent_run_id, "--output-dir", "reports"],
         cwd=finished_search.workdir, MLFLOW_TRACKING_URI=finished_search.server.uri,
+        OPTUNA_STORAGE=finished_search.study_storage_url,
     )
     assert finished.returncode == 0, finished.stderr[-2000:]
-    assert f"{TRIALS} trials, by val_accuracy" in finished.stdout
+    assert f"Search services ({finished_search.parent_run_id}): {TRIALS} trials" in finished.stdout
+    assert finished.stdout.count("COMPLETE") + finished.stdout.count("PRUNED") == TRIALS
     plots = sorted(path.name for path in (finished_search.workdir / "reports" / "services").glob("*.png"))
-    assert plots == ["optimization_history.png", "parallel_coordinate.png", "param_importances.png"]
+    assert plots == ["intermediate_values.png", "optimization_history.png", "parallel_coordinate.png", "param_importances.png"]
     logged = {artifact.path for artifact in MlflowClient(finished_search.server.uri).list_artifacts(finished_search.parent_run_id, "report")}
     assert logged == {f"report/{name}" for name in plots}

@@ -137,7 +137,11 @@ def test_an_unusable_storage_is_one_named_line_without_its_password(url: str, me
     assert message in str(raised.value) and "secret" not in str(raised.value) and "\n" not in str(raised.value)
 
 
-def test_a_resumed_or_reported_search_does_not_create_a_missing_database(tmp_path: Path) -> None:
-    with pytest.raises(stored_study.StudyError, match="no such file"):
-        stored_study.open_storage(f"sqlite:///{tmp_path / 'missing.db'}", must_exist=True)
-    assert not (tmp_path / "missing.db").exists()
+def test_a_missing_study_database_is_checked_without_creating_it(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'missing.db'}"
+    storage = stored_study.existing_storage(url)
+    with pytest.raises(stored_study.StudyError, match="holds no study earlier"):
+        stored_study.check_exists(storage, url, "earlier")
+    with pytest.raises(stored_study.StudyError, match="--warm-start earlier: no study of that name"):
+        stored_study.check_new(storage, url, "new", ("earlier",))
+    assert storage is None and not (tmp_path / "missing.db").exists()
