@@ -19,6 +19,7 @@ import sys
 import time
 from datetime import datetime
 
+from ray.exceptions import AuthenticationError
 from ray.job_submission import JobDetails, JobStatus, JobSubmissionClient
 
 from tuning.cli import OneLineErrorParser
@@ -35,7 +36,7 @@ def client() -> JobSubmissionClient:
     """The cluster's job API, at `RAY_API_SERVER_ADDRESS` or `RAY_ADDRESS`."""
     try:
         return JobSubmissionClient()
-    except (ConnectionError, ValueError, RuntimeError) as error:
+    except (ConnectionError, ValueError, RuntimeError, AuthenticationError) as error:
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise JobError(f"$RAY_API_SERVER_ADDRESS / $RAY_ADDRESS: cannot reach Ray's job API ({first_line:.200})") from None
 
