@@ -86,6 +86,7 @@ def prepare(command: Command) -> PreparedSearch:
         if storage is not None:
             warm_start = stored_study.warm_start_trials(storage, settings.warm_start, space.optuna_distributions(), space.fixed)
     _init_ray(settings.address)
+    check_trial_fits_a_node(settings.cpus_per_trial, settings.gpus_per_trial)
     experiment_id = tracking.ensure_experiment(settings.tracking_uri, settings.experiment_name)
     if saved:
         tracking.check_run_exists(settings.tracking_uri, saved.parent_run_id)
@@ -185,6 +186,17 @@ def _new_tuner(
 def trial_directory_name(trial: Trial) -> str:
     """Short trial folders (`train_cnn_<id>`): TensorBoard lists these as its runs."""
     return f"{trial.trainable_name}_{trial.trial_id}"
+
+
+def check_trial_fits_a_node(cpus_per_trial: float, gpus_per_trial: float) -> None:
+    """SettingsError when no live Ray node can hold one trial (Tune would wait for it forever)."""
+    nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
+    for flag_name, resource, wanted in (("--cpus-per-trial", "CPU", cpus_per_trial), ("--gpus-per-trial", "GPU", gpus_per_trial)):
+        largest = max((node.get(resource, 0.0) for node in nodes), default=0.0)
+        if wanted > largest:
+            total = sum(node.get(resource, 0.0) for node in nodes)
+            raise SettingsError(f"{flag_name} {wanted:g}: no Ray node has that many {resource}s "
+                                f"(the largest has {largest:g}; {len(nodes)} nodes, {total:g} in all)")
 
 
 def _init_ray(address: str | None) -> None:

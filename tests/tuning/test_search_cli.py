@@ -168,6 +168,15 @@ def test_unusable_study_storage_is_named_without_its_password(tmp_path: Path, sh
     assert "secret" not in finished.stderr
 
 
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--cpus-per-trial", "64"], "--cpus-per-trial 64: no Ray node has that many CPUs (the largest has "),
+    (["--gpus-per-trial", "1"], "--gpus-per-trial 1: no Ray node has that many GPUs (the largest has 0; 1 nodes, 0 in all)"),
+])
+def test_a_trial_larger_than_any_node_is_refused_at_once(tmp_path: Path, shared_data_dir: Path, flags: list[str], message: str) -> None:
+    finished = run_module("tuning.search", [*flags, "--data-dir", str(shared_data_dir)], cwd=tmp_path, timeout=300)
+    _assert_refused_before_anything(finished, tmp_path, message)
+
+
 def test_unreachable_ray_cluster_is_named(tmp_path: Path, shared_data_dir: Path) -> None:
     address = f"127.0.0.1:{free_port()}"
     finished = run_module("tuning.search", ["--address", address, "--data-dir", str(shared_data_dir)], cwd=tmp_path, timeout=300)
