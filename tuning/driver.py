@@ -25,9 +25,9 @@ from fmnist.data import (
     stratified_split,
     stratified_subset,
 )
-from fmnist.evaluation import evaluate
-from tuning import objective, outcome, registry, tracking
+from tuning import objective, outcome, tracking
 from tuning import study as stored_study
+from tuning.champion import evaluate_and_register_on_cluster
 from tuning.cli import Command
 from tuning.mlflow_callback import MLflowTrialsCallback
 from tuning.progress import CompactProgressReporter
@@ -38,7 +38,7 @@ from tuning.space import SearchSpace, SearchSpaceError, load_space
 from tuning.study_searcher import StoredStudySearcher
 from tuning.summary import print_summary
 from tuning.tensorboard_callback import TensorBoardConfusionMatrixCallback
-from tuning.trainable import load_checkpoint_model, train_cnn
+from tuning.trainable import train_cnn
 
 CHECKPOINTS_KEPT = 2
 
@@ -129,12 +129,11 @@ def run(search: PreparedSearch) -> int:
         print(f"error: all {len(results)} trials failed; the first: {results.errors[0]!s:.300}", file=sys.stderr)
         return 1
     best = outcome.winner(results, settings.metric, settings.mode)
-    model = load_checkpoint_model(best.checkpoint)
-    test_metrics = evaluate(model, dataset.test).metrics
-    registry.log_test_metrics(parent_run_id, test_metrics)
-    registration = registry.register(parent_run_id, model, dataset.test, test_metrics.accuracy, settings.model_name)
+    champion = evaluate_and_register_on_cluster(
+        best.checkpoint, dataset.test, parent_run_id, settings.model_name, settings.tracking_uri, settings.cpus_per_trial
+    )
     tracking.finish_parent_run(parent_run_id, best.trial_id, best.config)
-    print_summary(results, settings, test_metrics, registration, parent_run_id)
+    print_summary(results, settings, champion.test_metrics, champion.registration, parent_run_id)
     return 0
 
 

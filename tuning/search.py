@@ -8,11 +8,9 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import sys
-from collections.abc import Iterator
 
 from tuning import cli
 
@@ -30,8 +28,6 @@ def main(argv: list[str] | None = None) -> int:
     command = cli.parse(argv)
     for name, value in {**QUIET_TENSORFLOW, **CLASSIC_TUNE_OUTPUT}.items():
         os.environ.setdefault(name, value)
-    with _native_stderr_silenced():  # TensorFlow's C++ start-up lines (oneDNN, CPU features) ignore TF_CPP_MIN_LOG_LEVEL
-        import tensorflow  # noqa: F401
     from tuning import driver
 
     for library in QUIET_LOGGERS:  # after the imports: MLflow and Optuna set their loggers up as they load
@@ -43,19 +39,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return driver.run(search)
-
-
-@contextlib.contextmanager
-def _native_stderr_silenced() -> Iterator[None]:
-    """Point file descriptor 2 at /dev/null for a moment: C++ code writes there without asking Python."""
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 if __name__ == "__main__":

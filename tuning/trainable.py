@@ -1,4 +1,8 @@
-"""The Tune trainable: build the CNN from the trial's config, train an epoch at a time, report, checkpoint."""
+"""The Tune trainable: build the CNN from the trial's config, train an epoch at a time, report, checkpoint.
+
+Keras and TensorFlow are imported inside the functions, in the trial's (or the test task's) process:
+the driver, which only hands `train_cnn` to Tune, never loads them.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +10,18 @@ import json
 import math
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import keras
 import ray
-import tensorflow as tf
 from ray import tune
 
+from fmnist.config import ModelConfig
 from fmnist.data import Split
 from fmnist.evaluation import evaluate
-from fmnist.model import ModelConfig, build, one_hot
 from tuning.objective import CONFUSION_MATRIX_KEY, EPOCH_KEY
+
+if TYPE_CHECKING:
+    import keras
 
 MODEL_FILE = "model.keras"
 STATE_FILE = "state.json"
@@ -28,6 +33,10 @@ def train_cnn(config: dict[str, Any], *, train: Split, validation: Split, max_ep
     `train` and `validation` arrive through Ray's object store (`tune.with_parameters`).
     A restarted trial continues from its last checkpoint.
     """
+    import keras
+
+    from fmnist.model import one_hot
+
     _use_assigned_cpus()
     keras.utils.set_random_seed(seed)
     model_config = ModelConfig.from_dict(config)
@@ -65,11 +74,17 @@ def validation_metrics(model: keras.Model, validation: Split) -> dict[str, Any]:
 
 def load_checkpoint_model(checkpoint: tune.Checkpoint) -> keras.Model:
     """The Keras model saved in a trial checkpoint."""
+    import keras
+
     with checkpoint.as_directory() as directory:
         return keras.models.load_model(Path(directory) / MODEL_FILE)
 
 
 def _restore_or_build(model_config: ModelConfig, training_steps: int) -> tuple[keras.Model, int]:
+    import keras
+
+    from fmnist.model import build
+
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
         return build(model_config, training_steps), 0
@@ -80,6 +95,8 @@ def _restore_or_build(model_config: ModelConfig, training_steps: int) -> tuple[k
 
 def _use_assigned_cpus() -> None:
     """Keep TensorFlow to the CPUs Ray gave this trial, so concurrent trials do not fight for cores."""
+    import tensorflow as tf
+
     cpus = int(ray.get_runtime_context().get_assigned_resources().get("CPU", 0)) or 1
     tf.config.threading.set_intra_op_parallelism_threads(cpus)
     tf.config.threading.set_inter_op_parallelism_threads(min(cpus, 2))
