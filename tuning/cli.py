@@ -86,7 +86,8 @@ def build_parser() -> OneLineErrorParser:
     setting(search, "max_epochs", "epochs for a trial that ASHA never stops", type=int)
     setting(search, "grace_period", "ASHA: epochs before a trial can be stopped", type=int)
     setting(search, "reduction_factor", "ASHA: keep 1/this of trials at each rung", type=float)
-    setting(search, "max_concurrent_trials", "trials running at once", type=int)
+    setting(search, "max_concurrent_trials", "trials running at once, or auto: as many as the cluster's CPUs hold "
+            "at --cpus-per-trial each (default: auto)", type=_int_or_auto)
     setting(search, "cpus_per_trial", "CPUs reserved by each trial", type=float)
     setting(search, "gpus_per_trial", "GPUs reserved by each trial", type=float)
     setting(search, "time_budget_s", "stop starting and running trials after this many seconds", type=float)
@@ -113,6 +114,16 @@ def build_parser() -> OneLineErrorParser:
     setting(where, "experiment_name", "MLflow experiment")
     setting(where, "model_name", "MLflow registered model")
     return parser
+
+
+def _int_or_auto(text: str) -> int | None:
+    """A flag's integer, or None for `auto`."""
+    if text == "auto":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or auto, got {text!r}") from None
 
 
 def parse(argv: list[str] | None = None) -> Command:

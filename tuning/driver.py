@@ -164,7 +164,7 @@ def _new_tuner(
         param_space=dict(space.fixed),
         tune_config=tune.TuneConfig(
             metric=settings.metric, mode=settings.mode, search_alg=searcher, scheduler=scheduler,
-            num_samples=settings.num_samples, max_concurrent_trials=settings.max_concurrent_trials,
+            num_samples=settings.num_samples, max_concurrent_trials=settings.concurrent_trials(ray.cluster_resources().get("CPU", 1)),
             time_budget_s=settings.time_budget_s, trial_dirname_creator=trial_directory_name,
         ),
         run_config=tune.RunConfig(

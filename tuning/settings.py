@@ -51,7 +51,9 @@ class SearchSettings:
     max_epochs: int = 9
     grace_period: int = 1
     reduction_factor: float = 3.0
-    max_concurrent_trials: int = 2
+    max_concurrent_trials: int | None = None
+    """None (`auto`): as many trials as the cluster's CPUs hold at `cpus_per_trial` each (1 thread per trial
+    packs more images/s into 2 cores than 2 threads for one trial: docs/benchmarks.md)."""
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
     time_budget_s: float | None = None
@@ -81,6 +83,12 @@ class SearchSettings:
         """Where Tune keeps this search's trials and state."""
         return f"{self.storage_uri}/{self.name}"
 
+    def concurrent_trials(self, cluster_cpus: float) -> int:
+        """`max_concurrent_trials`, or for `auto` how many trials the cluster's CPUs hold at once."""
+        if self.max_concurrent_trials is not None:
+            return self.max_concurrent_trials
+        return max(1, int(cluster_cpus // self.cpus_per_trial))
+
     def validate(self) -> None:
         """Raise SettingsError naming the first flag whose value cannot run."""
         if self.num_samples != UNTIL_BUDGET:
@@ -89,7 +97,8 @@ class SearchSettings:
             raise SettingsError(f"--num-samples {UNTIL_BUDGET} (trials until the budget ends) needs --time-budget-s")
         _at_least("max_epochs", self.max_epochs, 1)
         _at_least("grace_period", self.grace_period, 1)
-        _at_least("max_concurrent_trials", self.max_concurrent_trials, 1)
+        if self.max_concurrent_trials is not None:
+            _at_least("max_concurrent_trials", self.max_concurrent_trials, 1)
         _at_least("seed", self.seed, 0)
         _at_least("max_failures", self.max_failures, -1)
         _at_least("gpus_per_trial", self.gpus_per_trial, 0)

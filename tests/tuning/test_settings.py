@@ -52,6 +52,8 @@ def test_smoke_test_is_a_preset_that_explicit_flags_override() -> None:
         (["--seed", "-1"], "--seed must be at least 0, got -1"),
         (["--max-failures", "-2"], "--max-failures must be at least -1, got -2"),
         (["--name", "a/b"], "--name must be a plain folder name, got 'a/b'"),
+        (["--warm-start", ""], "--warm-start must name an earlier search, got ''"),
+        (["--name", "x", "--warm-start", "x"], "--warm-start must name an earlier search, got 'x'"),
     ],
 )
 def test_out_of_range_flags_are_named(argv: list[str], message: str) -> None:
@@ -67,6 +69,7 @@ def test_out_of_range_flags_are_named(argv: list[str], message: str) -> None:
         (["--metric", "accuracy"], "error: argument --metric: invalid choice: 'accuracy'"),
         (["--no-such-flag"], "error: unrecognized arguments: --no-such-flag"),
         (["--resume"], "error: --resume needs --name"),
+        (["--max-concurrent-trials", "many"], "error: argument --max-concurrent-trials: expected an integer or auto, got 'many'"),
     ],
 )
 def test_malformed_flags_exit_with_one_line(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -75,6 +78,13 @@ def test_malformed_flags_exit_with_one_line(argv: list[str], message: str, capsy
     assert exited.value.code == 2
     error = capsys.readouterr().err
     assert error.startswith(message) and error.count("\n") == 1
+
+
+def test_auto_concurrency_packs_one_trial_per_reserved_cpus() -> None:
+    assert new_settings().concurrent_trials(cluster_cpus=2) == 2
+    assert new_settings("--max-concurrent-trials", "auto", "--cpus-per-trial", "2").concurrent_trials(cluster_cpus=6) == 3
+    assert new_settings("--cpus-per-trial", "4").concurrent_trials(cluster_cpus=2) == 1
+    assert new_settings("--max-concurrent-trials", "3").concurrent_trials(cluster_cpus=2) == 3
 
 
 def test_saved_settings_round_trip(tmp_path: Path) -> None:

@@ -1,0 +1,145 @@
+"""What a search costs beyond training: per-epoch overhead against bare Keras, fixed cost, memory.
+
+In one run, on the same data and the same 2 threads:
+  bare      a plain Keras `fit` of the original CNN with its validation data, an epoch at a time;
+  trial     `python -m tuning.search` with one trial of the same model (embedded defaults: Tune,
+            MLflow in SQLite, TensorBoard, a checkpoint and the validation metrics every epoch).
+Prints the median epoch time of each (epochs after the first), their ratio (target <= 1.05: exit
+code 1 above it), the search's fixed cost (its wall time minus its trial's training epochs; target
+<= 10 s), and the peak resident memory of the driver and of the trial processes, sampled from /proc.
+`--memory-run` adds a search with 2 concurrent trials on the full training data for the memory
+targets (driver <= 1 GB, trial <= 1.5 GB).
+
+Example:
+    python bench/search_overhead.py --train-size 12000 --epochs 4 --memory-run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+OVERHEAD_TARGET = 1.05
+FIXED_COST_TARGET_S = 10.0
+BARE_FIT = """
+import json, os, sys, time
+import keras, tensorflow as tf
+tf.config.threading.set_intra_op_parallelism_threads(2)
+tf.config.threading.set_inter_op_parallelism_threads(2)
+from fmnist.data import load, stratified_split, stratified_subset
+from fmnist.model import ModelConfig, build, one_hot
+train_size, epochs = int(sys.argv[1]), int(sys.argv[2])
+keras.utils.set_random_seed(0)
+training = stratified_subset(load(None).train, train_size, seed=0) if train_size else load(None).train
+train, validation = stratified_split(training, 0.1, seed=0)
+model = build(ModelConfig())
+times = []
+for _ in range(epochs):
+    started = time.perf_counter()
+    model.fit(train.images, one_hot(train.labels), batch_size=128, epochs=1, verbose=0,
+              validation_data=(validation.images, one_hot(validation.labels)))
+    times.append(time.perf_counter() - started)
+print(json.dumps({"epoch_s": times, "train_images": len(train)}))
+"""
+
+
+class PeakMemory:
+    """Samples the resident memory of a process and of Ray's worker processes until stopped."""
+
+    def __init__(self, driver_pid: int, every_s: float = 0.5) -> None:
+        self.driver_pid, self.every_s = driver_pid, every_s
+        self.driver_bytes = self.trial_bytes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.every_s):
+            for process in psutil.process_iter(["pid", "cmdline", "memory_info"]):
+                info = process.info
+                if not info["memory_info"]:
+                    continue
+                rss, command = info["memory_info"].rss, " ".join(info["cmdline"] or [])
+                if info["pid"] == self.driver_pid:
+                    self.driver_bytes = max(self.driver_bytes, rss)
+                elif command.startswith("ray::") and "IDLE" not in command:
+                    self.trial_bytes = max(self.trial_bytes, rss)
+
+
+def bare_epochs(train_size: int, epochs: int) -> list[float]:
+    finished = subprocess.run([sys.executable, "-c", BARE_FIT, str(train_size), str(epochs)], check=True,
+                              capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    return json.loads(finished.stdout.strip().splitlines()[-1])["epoch_s"]
+
+
+def search(workdir: Path, name: str, arguments: list[str]) -> tuple[float, list[dict], PeakMemory]:
+    """Run a search to its end; its wall time, its trials' epoch results and its peak memory."""
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-m", "tuning.search", "--name", name, *arguments], cwd=workdir,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    with PeakMemory(process.pid) as memory:
+        _, stderr = process.communicate()
+    wall = time.perf_counter() - started
+    if process.returncode != 0:
+        raise SystemExit(f"search {name} failed: {stderr[-2000:]}")
+    results = [json.loads(line) for path in (workdir / "results" / name).glob("train_cnn_*/result.json")
+               for line in path.read_text().splitlines() if line.strip()]
+    return wall, results, memory
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--train-size", type=int, default=12000)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--memory-run", action="store_true", help="also 2 concurrent trials on the full data")
+    options = parser.parse_args()
+
+    bare = bare_epochs(options.train_size, options.epochs)
+    with tempfile.TemporaryDirectory(prefix="search-overhead-") as scratch:
+        wall, results, memory = search(Path(scratch), "overhead", [
+            "--train-size", str(options.train_size), "--num-samples", "1", "--max-epochs", str(options.epochs),
+            "--cpus-per-trial", "2", "--max-concurrent-trials", "1", "--seed", "0"])
+        trial = [result["time_this_iter_s"] for result in sorted(results, key=lambda result: result["training_iteration"])]
+        images = results[0]["train_images"]
+        bare_s, trial_s = statistics.median(bare[1:]), statistics.median(trial[1:])
+        fixed = wall - sum(trial)
+        print(f"data: {images} training images, {options.epochs} epochs, 2 threads; medians of epochs 2-{options.epochs}")
+        print(f"bare Keras fit (with validation): {bare_s:.2f} s/epoch = {images / bare_s:,.0f} images/s  "
+              f"(epochs: {', '.join(f'{value:.2f}' for value in bare)})")
+        print(f"trial in Tune + MLflow + TensorBoard + checkpoints: {trial_s:.2f} s/epoch = {images / trial_s:,.0f} images/s  "
+              f"(epochs: {', '.join(f'{value:.2f}' for value in trial)})")
+        ratio = trial_s / bare_s
+        print(f"overhead: trial / bare = {ratio:.3f} (target <= {OVERHEAD_TARGET})")
+        print(f"fixed cost: search wall {wall:.1f} s - trial epochs {sum(trial):.1f} s = {fixed:.1f} s "
+              f"(target <= {FIXED_COST_TARGET_S:.0f} s)")
+        print(f"peak memory, 1 trial: driver {memory.driver_bytes / 1e9:.2f} GB, trial process {memory.trial_bytes / 1e9:.2f} GB")
+        if options.memory_run:
+            _, _, full = search(Path(scratch), "memory", [
+                "--num-samples", "2", "--max-epochs", "1", "--max-concurrent-trials", "2", "--cpus-per-trial", "1"])
+            print(f"peak memory, 2 concurrent trials on the full data: driver {full.driver_bytes / 1e9:.2f} GB (target <= 1), "
+                  f"largest trial process {full.trial_bytes / 1e9:.2f} GB (target <= 1.5)")
+    if ratio > OVERHEAD_TARGET:
+        print(f"FAIL: the per-epoch overhead {ratio:.3f} is above {OVERHEAD_TARGET}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
