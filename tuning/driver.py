@@ -32,7 +32,7 @@ from tuning.cli import Command
 from tuning.mlflow_callback import MLflowTrialsCallback
 from tuning.progress import CompactProgressReporter
 from tuning.saved_search import SavedSearch, SavedSearchError
-from tuning.search import QUIET_TENSORFLOW
+from tuning.search import QUIET_LIBRARIES
 from tuning.settings import SearchSettings, SettingsError
 from tuning.space import SearchSpace, SearchSpaceError, load_space
 from tuning.study_searcher import StoredStudySearcher
@@ -208,7 +208,7 @@ def _init_ray(address: str | None) -> None:
             raise ClusterError(f"--address {address}: cannot start or reach Ray ({error})") from None
     try:
         ray.init(address=address, configure_logging=False, log_to_driver=False,
-                 runtime_env={"env_vars": QUIET_TENSORFLOW})
+                 runtime_env={"env_vars": QUIET_LIBRARIES})
     except Exception as error:  # Ray raises ConnectionError, RuntimeError or ValueError here
         where = address or "a local Ray ($RAY_ADDRESS or a new local cluster)"
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

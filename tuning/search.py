@@ -14,8 +14,9 @@ import sys
 
 from tuning import cli
 
-QUIET_TENSORFLOW = {"TF_CPP_MIN_LOG_LEVEL": "2", "GIT_PYTHON_REFRESH": "quiet"}
-"""Keeps TensorFlow's start-up chatter (and MLflow's "Failed to import Git") out of the driver's and trials' logs."""
+QUIET_LIBRARIES = {"TF_CPP_MIN_LOG_LEVEL": "2", "GIT_PYTHON_REFRESH": "quiet", "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
+"""Keeps TensorFlow's start-up chatter, MLflow's "Failed to import Git" and its "View run at" links out of the
+driver's and the trials' logs."""
 CLASSIC_TUNE_OUTPUT = {"RAY_AIR_NEW_OUTPUT": "0"}
 """Tune prints through a `progress_reporter` (our compact table) only with its classic output engine."""
 
@@ -26,7 +27,7 @@ QUIET_LOGGERS = ("mlflow", "optuna", "alembic", "ray")
 def main(argv: list[str] | None = None) -> int:
     """Parse the flags, check every input, then search; a bad input ends with one line and exit code 2."""
     command = cli.parse(argv)
-    for name, value in {**QUIET_TENSORFLOW, **CLASSIC_TUNE_OUTPUT}.items():
+    for name, value in {**QUIET_LIBRARIES, **CLASSIC_TUNE_OUTPUT}.items():
         os.environ.setdefault(name, value)
     from tuning import driver
 
