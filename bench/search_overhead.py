@@ -28,8 +28,6 @@ import time
 from pathlib import Path
 from typing import Self
 
-import psutil
-
 OVERHEAD_TARGET = 1.05
 FIXED_COST_TARGET_S = 10.0
 BARE_FIT = """
@@ -73,12 +71,14 @@ class PeakMemory:
 
     def _sample(self) -> None:
         while not self._stop.wait(self.every_s):
-            for process in psutil.process_iter(["pid", "cmdline", "memory_info"]):
-                info = process.info
-                if not info["memory_info"]:
+            for process in Path("/proc").glob("[0-9]*"):
+                try:
+                    command = (process / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                    rss = next(int(line.split()[1]) * 1024 for line in (process / "status").read_text().splitlines()
+                               if line.startswith("VmRSS:"))
+                except (OSError, StopIteration):  # the process ended, or is a kernel thread
                     continue
-                rss, command = info["memory_info"].rss, " ".join(info["cmdline"] or [])
-                if info["pid"] == self.driver_pid:
+                if int(process.name) == self.driver_pid:
                     self.driver_bytes = max(self.driver_bytes, rss)
                 elif command.startswith("ray::") and "IDLE" not in command:
                     self.trial_bytes = max(self.trial_bytes, rss)
