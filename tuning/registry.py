@@ -62,13 +62,29 @@ def register(run_id: str, model: keras.Model, test: Split, test_accuracy: float,
         if was_interactive:
             keras.config.enable_interactive_logging()
     version = str(info.registered_model_version)
-    client = MlflowClient()
-    client.set_model_version_tag(model_name, version, TEST_ACCURACY_TAG, f"{test_accuracy:.6f}")
     previous = champion_accuracy(model_name)
-    promoted = previous is None or test_accuracy > previous
-    if promoted:
-        client.set_registered_model_alias(model_name, CHAMPION_ALIAS, version)
+    MlflowClient().set_model_version_tag(model_name, version, TEST_ACCURACY_TAG, f"{test_accuracy:.6f}")
+    promoted = crown_best_version(model_name) == version
     return Registration(model_name, version, f"models:/{model_name}/{version}", promoted, previous)
+
+
+def crown_best_version(model_name: str) -> str:
+    """Point `champion` at the version with the best recorded test accuracy (the earliest of equals), then
+    check and repeat until it stays. Every registration tags its version before calling this, so the last
+    check to run sees every tag: two searches finishing at once leave the alias on the better model,
+    in whatever order their writes land."""
+    client = MlflowClient()
+    while True:
+        best = _best_version(client, model_name)
+        client.set_registered_model_alias(model_name, CHAMPION_ALIAS, best)
+        if _best_version(client, model_name) == best == client.get_model_version_by_alias(model_name, CHAMPION_ALIAS).version:
+            return best
+
+
+def _best_version(client: MlflowClient, model_name: str) -> str:
+    scored = [(float(version.tags[TEST_ACCURACY_TAG]), -int(version.version))
+              for version in client.search_model_versions(f"name = '{model_name}'") if TEST_ACCURACY_TAG in version.tags]
+    return str(-max(scored)[1])
 
 
 def champion_accuracy(model_name: str) -> float | None:

@@ -197,6 +197,17 @@ def test_secrets_are_required(search_output: str) -> None:
     assert http_status(experiments) == 200
 
 
+def test_no_secret_is_on_any_command_line(search_output: str) -> None:
+    secrets = {name: settings()[name] for name in ("POSTGRES_PASSWORD", "RAY_AUTH_TOKEN", "JUPYTER_TOKEN")}
+    list_command_lines = 'for f in /proc/[0-9]*/cmdline; do tr "\\0" " " < "$f"; echo; done'
+    services = ("postgres", "mlflow", "ray-head", "ray-worker", "tensorboard", "optuna-dashboard", "notebook")
+    for service in services:
+        finished = compose("exec", "-T", "--index=1", service, "sh", "-c", list_command_lines)
+        assert finished.returncode == 0 and finished.stdout.strip(), (service, finished.stderr)
+        for name, secret in secrets.items():
+            assert secret not in finished.stdout, f"{name} is on a command line in {service}"
+
+
 def test_services_run_as_non_root(search_output: str) -> None:
     for service in ("mlflow", "ray-head", "ray-worker", "tensorboard", "optuna-dashboard", "notebook"):
         finished = compose("exec", "-T", "--index=1", service, "id", "-u")

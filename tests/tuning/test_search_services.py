@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,6 +164,25 @@ def test_champion_moves_only_to_a_better_model(finished_search: FinishedSearch, 
     better = registry.register(finished_search.parent_run_id, model, dataset.test, 0.85, name)
     assert better.promoted
     assert client.get_model_version_by_alias(name, "champion").version == better.version != first.version
+
+
+def test_two_searches_finishing_at_once_leave_the_champion_on_the_better_model(finished_search: FinishedSearch, dataset) -> None:
+    """The race of check-then-set: both registrations run at once, in threads, several times over."""
+    from tuning import registry
+
+    mlflow.set_tracking_uri(finished_search.server.uri)
+    client = MlflowClient(finished_search.server.uri)
+    model = mlflow.tensorflow.load_model("models:/fmnist-cnn@champion")
+    for attempt, accuracies in enumerate(((0.80, 0.90), (0.90, 0.80), (0.85, 0.95), (0.95, 0.85))):
+        name = f"fmnist-cnn-race-{attempt}"
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            registrations = list(pool.map(
+                lambda accuracy, name=name: registry.register(finished_search.parent_run_id, model, dataset.test, accuracy, name),
+                accuracies,
+            ))
+        best = max(zip(accuracies, registrations))[1]
+        assert client.get_model_version_by_alias(name, "champion").version == best.version, (accuracies, registrations)
+        assert best.promoted
 
 
 def test_the_study_in_postgresql_holds_every_trial_and_epoch(finished_search: FinishedSearch) -> None:
