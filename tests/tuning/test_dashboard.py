@@ -47,7 +47,6 @@ def test_the_dashboard_serves_the_stored_studies(tmp_path: Path) -> None:
 def test_an_unusable_study_database_is_one_line(tmp_path: Path) -> None:
     finished = run_module("tuning.dashboard", ["--study-storage", "sqlite:////no/such/folder/optuna.db"], cwd=tmp_path)
     assert finished.returncode == 2
-    assert finished.stderr.strip().splitlines() == [
-        "error: --study-storage sqlite:////no/such/folder/optuna.db: cannot open the study database "
-        "((sqlite3.OperationalError) unable to open database file)"
-    ]
+    expected = ("error: --study-storage sqlite:////no/such/folder/optuna.db: cannot open the study database "
+                "((sqlite3.OperationalError) unable to open database file)")
+    assert finished.stderr.strip().splitlines() == [expected]
