@@ -175,6 +175,31 @@ def test_model_server_classifies_real_test_images(search_output: str, dataset) -
     assert accuracy >= 0.6, f"the champion classified {accuracy:.1%} of 200 real test images correctly"
 
 
+BAD_REQUESTS = {
+    "malformed JSON": ("application/json", b'{"inputs": [[1, 2, 3]', 400, "valid JSON"),
+    "wrong shape": ("application/json", b'{"inputs": [[1, 2, 3]]}', 400, "does not match"),
+    "wrong dtype": ("application/json", json.dumps({"inputs": [[["a"] * 28] * 28]}).encode(), 400, "could not convert"),
+    "no inputs": ("application/json", b'{"nothing": 1}', 400, ""),
+    "unsupported content type": ("text/plain", b"hello", 415, "content types"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_REQUESTS))
+def test_model_server_answers_bad_requests_with_a_4xx_and_stays_up(search_output: str, case: str) -> None:
+    content_type, body, status, fragment = BAD_REQUESTS[case]
+    compose("--profile", "serve", "up", "-d", "model-server")
+    deadline = time.monotonic() + 600
+    while http_status(_url("MODEL_SERVER_PORT", "5001", "/ping")) != 200:
+        assert time.monotonic() < deadline, compose("logs", "--tail", "40", "model-server").stdout
+        time.sleep(3)
+    request = urllib.request.Request(_url("MODEL_SERVER_PORT", "5001", "/invocations"), data=body,
+                                     headers={"Content-Type": content_type})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=60)
+    assert refused.value.code == status and fragment in refused.value.read().decode()
+    assert http_status(_url("MODEL_SERVER_PORT", "5001", "/ping")) == 200
+
+
 def test_published_ports_bind_loopback_only(search_output: str) -> None:
     containers = compose("ps", "-q").stdout.split()
     published = []
