@@ -2,27 +2,28 @@
 
 Each run gets the trial's config as params, the dataset's lineage, every numeric result per epoch (one
 `log_batch` request per result) and the validation confusion matrix as `confusion_matrix/epoch_NNN.png`.
-Runs are kept per trial id in the callback's state, which Tune saves with the experiment: a trial that
-restarts, or a search resumed with `Tuner.restore`, goes on logging into the run it started.
+The writes go through an ordered outbox (`tuning/mlflow_outbox.py`) sent by a background thread, so an
+unreachable MLflow never stalls training. Runs and unsent writes are kept in the callback's state,
+which Tune saves with the experiment: a trial that restarts, or a search resumed with `Tuner.restore`,
+goes on logging into the run it started.
 """
 
 from __future__ import annotations
 
 import numbers
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from mlflow.entities import DatasetInput, Metric, Param
-from mlflow.tracking import MlflowClient
+from mlflow.entities import DatasetInput, Metric
 from ray.tune.logger import LoggerCallback
 
 from tuning.confusion_images import epoch_artifact, epoch_image
-from tuning.tracking import PARENT_RUN_TAG
+from tuning.mlflow_outbox import MlflowOutbox, TrialWrite
 
 if TYPE_CHECKING:
     from ray.tune.experiment import Trial
 
-TRIAL_ID_TAG = "trial_id"
 STEP_KEY = "training_iteration"
 
 
@@ -30,47 +31,43 @@ class MLflowTrialsCallback(LoggerCallback):
     """One MLflow run per Tune trial, nested under `parent_run_id` in `experiment_id`."""
 
     def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str, inputs: list[DatasetInput]):
+        self._outbox = MlflowOutbox(tracking_uri, experiment_id, parent_run_id, inputs)
         self._tracking_uri = tracking_uri
-        self._experiment_id = experiment_id
-        self._parent_run_id = parent_run_id
-        self._inputs = inputs
-        self._run_ids: dict[str, str] = {}
 
     @property
     def run_ids(self) -> dict[str, str]:
-        """Trial id -> MLflow run id, for every trial that has started."""
-        return dict(self._run_ids)
+        """Trial id -> MLflow run id, for every trial whose run has been created."""
+        return self._outbox.run_ids
 
     def log_trial_start(self, trial: Trial) -> None:
-        client = MlflowClient(self._tracking_uri)
-        run_id = self._run_ids.get(trial.trial_id)
-        if run_id is not None:
-            client.update_run(run_id, status="RUNNING")
-            return
-        tags = {PARENT_RUN_TAG: self._parent_run_id, TRIAL_ID_TAG: trial.trial_id, "trial_name": str(trial)}
-        run_id = client.create_run(self._experiment_id, run_name=str(trial), tags=tags).info.run_id
-        self._run_ids[trial.trial_id] = run_id
-        client.log_batch(run_id, params=[Param(name, str(value)) for name, value in sorted(trial.config.items())])
-        client.log_inputs(run_id, datasets=self._inputs)
+        params = [(name, str(value)) for name, value in sorted(trial.config.items())]
+        self._outbox.put(TrialWrite(trial.trial_id, "start", (str(trial), params)))
 
     def log_trial_result(self, iteration: int, trial: Trial, result: dict) -> None:
-        client = MlflowClient(self._tracking_uri)
-        run_id = self._run_ids[trial.trial_id]
-        client.log_batch(run_id, metrics=numeric_metrics(result))
+        self._outbox.put(TrialWrite(trial.trial_id, "metrics", numeric_metrics(result)))
         image = epoch_image(trial.trial_id, result)
         if image is not None:
-            client.log_image(run_id, image, artifact_file=epoch_artifact(result))
+            self._outbox.put(TrialWrite(trial.trial_id, "image", (epoch_artifact(result), image)))
 
     def log_trial_end(self, trial: Trial, failed: bool = False) -> None:
-        run_id = self._run_ids.get(trial.trial_id)
-        if run_id is not None:
-            MlflowClient(self._tracking_uri).set_terminated(run_id, "FAILED" if failed else "FINISHED")
+        self._outbox.put(TrialWrite(trial.trial_id, "end", "FAILED" if failed else "FINISHED"))
+
+    def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
+        """Send what is still queued before the search goes on to its winner."""
+        if self._outbox.pending():
+            print(f"sending {len(self._outbox.pending())} queued writes to MLflow at {self._tracking_uri}",
+                  file=sys.stderr, flush=True)
+        self.flush()
+
+    def flush(self, timeout_s: float | None = None) -> bool:
+        """Wait until every queued write reached MLflow; True when none is left."""
+        return self._outbox.flush(timeout_s)
 
     def get_state(self) -> dict[str, Any]:
-        return {"run_ids": dict(self._run_ids)}
+        return {"run_ids": self._outbox.run_ids, "pending": self._outbox.pending()}
 
     def set_state(self, state: dict[str, Any]) -> None:
-        self._run_ids = dict(state.get("run_ids", {}))
+        self._outbox.restore(state.get("run_ids", {}), state.get("pending", []))
 
 
 def numeric_metrics(result: dict[str, Any]) -> list[Metric]:

@@ -13,7 +13,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 from ray.tune.experiment import Trial
 
-from tuning.mlflow_callback import MLflowTrialsCallback
+from tuning.mlflow_callback import MLflowTrialsCallback, numeric_metrics
+from tuning.mlflow_outbox import TrialWrite
 from tuning.objective import CONFUSION_MATRIX_KEY
 from tuning.tracking import PARENT_RUN_TAG
 
@@ -41,6 +42,7 @@ def test_a_trial_gets_one_nested_run_with_params_metrics_and_images(store: tuple
     callback.log_trial_result(1, trial, _result(1, 0.80))
     callback.log_trial_result(2, trial, _result(2, 0.85))
     callback.log_trial_end(trial)
+    assert callback.flush(timeout_s=60)
 
     client = MlflowClient(uri)
     run = client.get_run(callback.run_ids["aaa00001"])
@@ -60,18 +62,44 @@ def test_a_restored_callback_logs_into_the_run_the_trial_started(store: tuple[st
     before = MLflowTrialsCallback(uri, experiment_id, parent_run_id, inputs=[])
     before.log_trial_start(Trial("train_cnn", config={"seed": 1}, trial_id="bbb00002", stub=True))
     before.log_trial_result(1, Trial("train_cnn", config={"seed": 1}, trial_id="bbb00002", stub=True), _result(1, 0.7))
+    assert before.flush(timeout_s=60)
     state = pickle.loads(pickle.dumps(before.get_state()))
 
     after = MLflowTrialsCallback(uri, experiment_id, parent_run_id, inputs=[])
     after.set_state(state)
     restored_trial = Trial("train_cnn", config={"seed": 1}, trial_id="bbb00002", stub=True)
     after.log_trial_start(restored_trial)
+    assert after.flush(timeout_s=60)
     assert MlflowClient(uri).get_run(after.run_ids["bbb00002"]).info.status == "RUNNING"
     after.log_trial_result(2, restored_trial, _result(2, 0.75))
     after.log_trial_end(restored_trial)
+    assert after.flush(timeout_s=60)
 
     mlflow.set_tracking_uri(uri)
     runs = MlflowClient(uri).search_runs([experiment_id], filter_string=f"tags.`{PARENT_RUN_TAG}` = '{parent_run_id}'")
     assert len(runs) == 1 and runs[0].info.run_id == before.run_ids["bbb00002"]
     steps = [point.step for point in MlflowClient(uri).get_metric_history(runs[0].info.run_id, "val_accuracy")]
     assert steps == [1, 2]
+
+
+def test_writes_sent_again_after_a_resume_leave_one_run_and_one_point_per_epoch(store: tuple[str, str, str]) -> None:
+    """The driver died after its queued writes reached MLflow but before Tune saved that they had: the
+    resumed search sends them again from the saved state, and MLflow keeps one run and one point per epoch."""
+    uri, experiment_id, parent_run_id = store
+    trial = Trial("train_cnn", config={"seed": 2}, trial_id="ccc00003", stub=True)
+    saved_state = {"run_ids": {}, "pending": [
+        TrialWrite(trial.trial_id, "start", (str(trial), [("seed", "2")])),
+        TrialWrite(trial.trial_id, "metrics", numeric_metrics(_result(1, 0.6))),
+        TrialWrite(trial.trial_id, "metrics", numeric_metrics(_result(2, 0.65))),
+    ]}
+    for attempt in range(2):
+        callback = MLflowTrialsCallback(uri, experiment_id, parent_run_id, inputs=[])
+        callback.set_state(pickle.loads(pickle.dumps(saved_state)))
+        if attempt:
+            callback.log_trial_end(trial)
+        assert callback.flush(timeout_s=60)
+    client = MlflowClient(uri)
+    runs = client.search_runs([experiment_id], filter_string=f"tags.`{PARENT_RUN_TAG}` = '{parent_run_id}'")
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED" and runs[0].data.params == {"seed": "2"}
+    assert [(point.step, point.value) for point in client.get_metric_history(runs[0].info.run_id, "val_accuracy")] == [
+        (1, 0.6), (2, 0.65)]
