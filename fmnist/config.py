@@ -10,6 +10,9 @@ Optimizer = Literal["adam", "adamw", "sgd", "rmsprop"]
 OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "sgd", "rmsprop")
 LearningRateSchedule = Literal["constant", "cosine"]
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
+AUTO = "auto"
+SETTINGS_WITH_AUTO = frozenset({"mixed_precision"})
+"""Settings that also take `auto`: decided by the machine a trial runs on, not searched."""
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,9 @@ class ModelConfig:
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
     augment: bool = False
-    mixed_precision: bool = False
+    mixed_precision: bool | str = False
+    """True: mixed bfloat16; `auto`: bfloat16 where the CPU computes it natively (AVX-512 BF16 or AMX),
+    else float32 (emulated bfloat16 is several times slower: docs/benchmarks.md)."""
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
@@ -55,5 +60,7 @@ class ModelConfig:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        if self.mixed_precision not in (True, False, AUTO):
+            raise ValueError(f"mixed_precision must be true, false or {AUTO}, got {self.mixed_precision!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")

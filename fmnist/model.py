@@ -6,13 +6,17 @@ Example:
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 import numpy as np
 
-from fmnist.config import ModelConfig
+from fmnist.config import AUTO, ModelConfig
 from fmnist.readers import IMAGE_SIDE, NUM_CLASSES
 
-__all__ = ["ModelConfig", "build", "one_hot"]
+__all__ = ["ModelConfig", "bfloat16_is_native", "build", "one_hot", "uses_bfloat16"]
+BFLOAT16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
 
 def build(config: ModelConfig = ModelConfig(), training_steps: int | None = None) -> keras.Model:
     """Build and compile the CNN. Input: raw pixels (N, 28, 28) in 0..255; output: class probabilities.
@@ -22,7 +26,7 @@ def build(config: ModelConfig = ModelConfig(), training_steps: int | None = None
     config.validate()
     if config.lr_schedule == "cosine" and not training_steps:
         raise ValueError("lr_schedule cosine needs training_steps, the number of batches it decays over")
-    dtype = "mixed_bfloat16" if config.mixed_precision else None
+    dtype = "mixed_bfloat16" if uses_bfloat16(config) else None
     inputs = keras.Input(shape=(IMAGE_SIDE, IMAGE_SIDE), name="pixels")
     x = keras.layers.Rescaling(1.0 / 255)(inputs)
     x = keras.layers.Reshape((IMAGE_SIDE, IMAGE_SIDE, 1))(x)
@@ -52,6 +56,21 @@ def build(config: ModelConfig = ModelConfig(), training_steps: int | None = None
         metrics=["accuracy"],
     )
     return model
+
+
+def uses_bfloat16(config: ModelConfig) -> bool:
+    """Whether `config` trains in mixed bfloat16 on this machine."""
+    return config.mixed_precision is True or (config.mixed_precision == AUTO and bfloat16_is_native())
+
+
+def bfloat16_is_native() -> bool:
+    """Whether this CPU computes bfloat16 itself (AVX-512 BF16 or AMX flags in /proc/cpuinfo)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return False
+    flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), [])
+    return any(flag in flags for flag in BFLOAT16_CPU_FLAGS)
 
 
 def one_hot(labels: np.ndarray) -> np.ndarray:

@@ -23,7 +23,7 @@ from typing import Any
 import optuna
 import yaml
 
-from fmnist.config import ModelConfig
+from fmnist.config import AUTO, SETTINGS_WITH_AUTO, ModelConfig
 from tuning.settings import DEFAULT_SPACE_FILE
 
 DISTRIBUTIONS = {
@@ -130,6 +130,8 @@ def _validated_distribution(where: str, name: str, spec: dict[str, Any]) -> dict
 
 def _check_model_value(where: str, name: str, value: Any) -> None:
     """A value is valid when the model accepts it; ModelConfig.validate says why not."""
+    if name in SETTINGS_WITH_AUTO and value == AUTO:
+        return
     expected_type = type(getattr(ModelConfig(), name))
     if expected_type is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)

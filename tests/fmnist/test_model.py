@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
 from fmnist.data import stratified_split, stratified_subset
-from fmnist.model import ModelConfig, build, one_hot
+from fmnist.model import ModelConfig, bfloat16_is_native, build, one_hot, uses_bfloat16
 
 
 def _layer_summary(model: keras.Model) -> list[tuple[str, object]]:
@@ -111,3 +112,19 @@ def test_cosine_schedule_decays_over_the_planned_steps_and_survives_a_checkpoint
 def test_cosine_schedule_needs_its_length() -> None:
     with pytest.raises(ValueError, match="lr_schedule cosine needs training_steps"):
         build(ModelConfig(lr_schedule="cosine"))
+
+
+def test_auto_precision_follows_the_cpu() -> None:
+    """`auto` trains in bfloat16 exactly where /proc/cpuinfo lists AVX-512 BF16 or AMX, else in float32."""
+    flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")).split()
+    native = "avx512_bf16" in flags or "amx_bf16" in flags
+    assert bfloat16_is_native() is native
+    model = build(ModelConfig(mixed_precision="auto"))
+    conv_policies = {layer.dtype_policy.name for layer in model.layers if isinstance(layer, keras.layers.Conv2D)}
+    assert conv_policies == {"mixed_bfloat16" if native else "float32"}
+    assert uses_bfloat16(ModelConfig(mixed_precision=True)) and not uses_bfloat16(ModelConfig())
+
+
+def test_a_precision_that_is_not_true_false_or_auto_is_refused() -> None:
+    with pytest.raises(ValueError, match="mixed_precision must be true, false or auto, got 'fast'"):
+        ModelConfig(mixed_precision="fast").validate()

@@ -19,7 +19,7 @@ def test_default_space_covers_the_model_and_contains_the_baseline() -> None:
     assert isinstance(distributions["learning_rate"], FloatDistribution)
     assert isinstance(distributions["filters_1"], CategoricalDistribution)
     assert distributions["dense_units"] == IntDistribution(64, 512, step=64)
-    assert space.fixed["mixed_precision"] is False
+    assert space.fixed["mixed_precision"] == "auto"
     baseline = space.baseline()
     assert baseline["filters_1"] == 32 and baseline["learning_rate"] == 0.001 and baseline["optimizer"] == "adam"
     assert set(baseline) == set(space.distributions)
