@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 CHAMPION_ALIAS = "champion"
 TEST_ACCURACY_TAG = "test_accuracy"
 TEST_CONFUSION_MATRIX_ARTIFACT = "confusion_matrix/test.png"
+CROWN_ATTEMPTS = 20
 
 
 @dataclass(frozen=True)
@@ -74,17 +75,19 @@ def crown_best_version(model_name: str) -> str:
     check to run sees every tag: two searches finishing at once leave the alias on the better model,
     in whatever order their writes land."""
     client = MlflowClient()
-    while True:
+    for _ in range(CROWN_ATTEMPTS):
         best = _best_version(client, model_name)
         client.set_registered_model_alias(model_name, CHAMPION_ALIAS, best)
-        if _best_version(client, model_name) == best == client.get_model_version_by_alias(model_name, CHAMPION_ALIAS).version:
+        champion = str(client.get_model_version_by_alias(model_name, CHAMPION_ALIAS).version)
+        if _best_version(client, model_name) == best == champion:
             return best
+    raise RuntimeError(f"the {CHAMPION_ALIAS} alias of {model_name} kept changing under {CROWN_ATTEMPTS} attempts to set it")
 
 
 def _best_version(client: MlflowClient, model_name: str) -> str:
     scored = [(float(version.tags[TEST_ACCURACY_TAG]), -int(version.version))
               for version in client.search_model_versions(f"name = '{model_name}'") if TEST_ACCURACY_TAG in version.tags]
-    return str(-max(scored)[1])
+    return str(-max(scored)[1])  # store versions are ints in SQL stores and strings over REST: compare as text
 
 
 def champion_accuracy(model_name: str) -> float | None:
