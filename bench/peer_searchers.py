@@ -1,0 +1,194 @@
+"""The searchers users would pick instead of fmnist-tune, on the same data, space and model, in one process.
+
+Usage (bench/compare_searchers.py runs it; by hand for one peer):
+    python bench/peer_searchers.py {kerastuner,optuna,random} --workdir DIR --budget-s 600 [--max-epochs 9]
+
+  kerastuner  KerasTuner Hyperband (factor 3, max_epochs), one trial at a time
+  optuna      Optuna TPE with its MedianPruner, ask-and-tell in one process
+  random      random search (Optuna's RandomSampler), every trial trained to max_epochs, no early stopping
+
+Every peer trains `fmnist.model.build` of the default search space's settings on the split the search
+uses, with all of the machine's cores. After each epoch it appends {timestamp, trial, epoch,
+val_accuracy} to DIR/epochs.jsonl and, when the epoch is the best so far, saves the model to
+DIR/best.keras. It stops starting epochs once --budget-s has passed since it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras
+import optuna
+
+from fmnist.config import ModelConfig
+from fmnist.data import Split, load
+from fmnist.evaluation import evaluate
+from fmnist.model import build, one_hot
+from tuning.driver import training_splits
+from tuning.settings import SearchSettings
+from tuning.space import SearchSpace, load_space
+
+EPOCHS_FILE = "epochs.jsonl"
+BEST_MODEL_FILE = "best.keras"
+HYPERBAND_ITERATIONS = 100
+"""Hyperband's brackets, repeated: enough that KerasTuner still searches when the budget ends."""
+
+
+class BudgetSpent(BaseException):
+    """The wall-clock budget is over: ends a peer's search from inside its training loop (not an Exception,
+    so KerasTuner does not count it as a failed trial)."""
+
+
+class EpochLog:
+    """Appends each epoch's validation accuracy with its time, keeps the best model, enforces the budget."""
+
+    def __init__(self, workdir: Path, budget_s: float) -> None:
+        self.path, self.best_path = workdir / EPOCHS_FILE, workdir / BEST_MODEL_FILE
+        self.deadline = time.time() + budget_s
+        self.best = -math.inf
+
+    def record(self, trial: int, epoch: int, val_accuracy: float, model: keras.Model) -> None:
+        """Log one epoch; save the model when it is the best so far."""
+        with self.path.open("a") as file:
+            file.write(json.dumps({"timestamp": time.time(), "trial": trial, "epoch": epoch, "val_accuracy": val_accuracy}) + "\n")
+        if val_accuracy > self.best:
+            self.best = val_accuracy
+            model.save(self.best_path)
+
+    def check(self) -> None:
+        """Raise BudgetSpent once the deadline has passed."""
+        if time.time() >= self.deadline:
+            raise BudgetSpent
+
+
+def model_config(space: SearchSpace, params: dict[str, Any]) -> ModelConfig:
+    """The CNN's settings for one trial: the sampled values over the space's fixed ones."""
+    return ModelConfig.from_dict({**space.fixed, **params})
+
+
+def train_epochs(
+    config: ModelConfig, train: Split, validation: Split, max_epochs: int, log: EpochLog, trial: int,
+    after_epoch: Callable[[int, float], bool] = lambda epoch, accuracy: False,
+) -> float:
+    """Train one trial up to `max_epochs`; `after_epoch` returns True to stop it early. Returns its best accuracy."""
+    steps_per_epoch = math.ceil(len(train) / config.batch_size)
+    model = build(config, training_steps=steps_per_epoch * max_epochs)
+    targets, best = one_hot(train.labels), -math.inf
+    for epoch in range(1, max_epochs + 1):
+        log.check()
+        model.fit(train.images, targets, batch_size=config.batch_size, epochs=1, verbose=0)
+        accuracy = evaluate(model, validation).metrics.accuracy
+        log.record(trial, epoch, accuracy, model)
+        best = max(best, accuracy)
+        if after_epoch(epoch, accuracy):
+            break
+    return best
+
+
+def optuna_search(space: SearchSpace, train: Split, validation: Split, options: argparse.Namespace, log: EpochLog) -> None:
+    """Optuna TPE with the MedianPruner, or random search without pruning, one trial after another."""
+    if options.peer == "optuna":
+        sampler: optuna.samplers.BaseSampler = optuna.samplers.TPESampler(seed=options.seed)
+        pruner: optuna.pruners.BasePruner = optuna.pruners.MedianPruner()
+    else:
+        sampler, pruner = optuna.samplers.RandomSampler(seed=options.seed), optuna.pruners.NopPruner()
+    study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
+    distributions = space.optuna_distributions()
+    while True:
+        trial = study.ask(distributions)
+
+        def report(epoch: int, accuracy: float, trial: optuna.Trial = trial) -> bool:
+            trial.report(accuracy, epoch)
+            return trial.should_prune()
+
+        best = train_epochs(model_config(space, trial.params), train, validation, options.max_epochs, log, trial.number, report)
+        study.tell(trial, best)
+
+
+def kerastuner_search(space: SearchSpace, train: Split, validation: Split, options: argparse.Namespace, log: EpochLog) -> None:
+    """KerasTuner Hyperband over the same space (its hyperparameters mirror the Optuna distributions)."""
+    import keras_tuner
+
+    distributions = space.optuna_distributions()
+    steps_per_max_epochs = {
+        size: math.ceil(len(train) / size) * options.max_epochs for size in _choices(distributions, "batch_size", 128)
+    }
+
+    class CNN(keras_tuner.HyperModel):
+        def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
+            params = {name: _hyperparameter(hp, name, distribution) for name, distribution in distributions.items()}
+            config = model_config(space, params)
+            return build(config, training_steps=steps_per_max_epochs[config.batch_size])
+
+        def fit(self, hp: keras_tuner.HyperParameters, model: keras.Model, *args: Any, **kwargs: Any) -> Any:
+            return model.fit(*args, batch_size=hp.get("batch_size") if "batch_size" in distributions else 128, **kwargs)
+
+    trials = iter(range(1_000_000))
+
+    class Recorder(keras.callbacks.Callback):
+        def on_train_begin(self, logs: dict | None = None) -> None:
+            log.check()
+            self.trial = next(trials)
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            log.record(self.trial, epoch + 1, float((logs or {})["val_accuracy"]), self.model)
+            log.check()
+
+    tuner = keras_tuner.Hyperband(
+        CNN(), objective="val_accuracy", max_epochs=options.max_epochs, factor=3, hyperband_iterations=HYPERBAND_ITERATIONS,
+        seed=options.seed,
+        directory=str(options.workdir), project_name="kerastuner", overwrite=True,
+    )
+    tuner.search(train.images, one_hot(train.labels), validation_data=(validation.images, one_hot(validation.labels)),
+                 callbacks=[Recorder()], verbose=0)
+
+
+def _choices(distributions: dict[str, optuna.distributions.BaseDistribution], name: str, fixed: Any) -> list[Any]:
+    distribution = distributions.get(name)
+    return list(distribution.choices) if isinstance(distribution, optuna.distributions.CategoricalDistribution) else [fixed]
+
+
+def _hyperparameter(hp: Any, name: str, distribution: optuna.distributions.BaseDistribution) -> Any:
+    """The KerasTuner hyperparameter with the same range as an Optuna distribution."""
+    if isinstance(distribution, optuna.distributions.CategoricalDistribution):
+        return hp.Choice(name, list(distribution.choices))
+    if isinstance(distribution, optuna.distributions.IntDistribution):
+        return hp.Int(name, distribution.low, distribution.high, step=distribution.step)
+    assert isinstance(distribution, optuna.distributions.FloatDistribution)
+    return hp.Float(name, distribution.low, distribution.high, sampling="log" if distribution.log else "linear")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("peer", choices=("kerastuner", "optuna", "random"))
+    parser.add_argument("--workdir", type=Path, required=True)
+    parser.add_argument("--budget-s", type=float, required=True)
+    parser.add_argument("--max-epochs", type=int, default=SearchSettings.max_epochs)
+    parser.add_argument("--train-size", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-dir", default=None)
+    options = parser.parse_args()
+    log = EpochLog(options.workdir, options.budget_s)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    settings = SearchSettings(name="peer", train_size=options.train_size, seed=options.seed)
+    train, validation = training_splits(load(options.data_dir).train, settings)
+    space = load_space(settings.config)
+    keras.utils.set_random_seed(options.seed)
+    search = kerastuner_search if options.peer == "kerastuner" else optuna_search
+    try:
+        search(space, train, validation, options, log)
+    except BudgetSpent:
+        pass
+
+
+if __name__ == "__main__":
+    main()
