@@ -4,8 +4,9 @@ Usage (needs the bench extra: pip install -e ".[bench]"):
     python bench/compare_searchers.py --budget-s 1800 [--max-epochs 9] [--train-size N] [--targets 0.90,0.92]
 
 Runs, one after another and each alone on the machine, KerasTuner Hyperband, Optuna TPE with the
-MedianPruner, random search without early stopping (bench/peer_searchers.py) and
-`python -m tuning.search --time-budget-s` (embedded defaults: local Ray, SQLite MLflow and Optuna).
+MedianPruner, random search without early stopping, the original CNN trained by plain Keras without any
+search (bench/peer_searchers.py) and `python -m tuning.search --time-budget-s` (embedded defaults:
+local Ray, SQLite MLflow and Optuna).
 Reads every searcher's best validation accuracy so far over wall time, counted from its launch, and
 prints it at 5, 10, 20, 30 and 60 minutes (those within the budget) and at the budget's end, the times
 to reach --targets, the number of trials and the test accuracy of its best model (a peer's best epoch, the
@@ -28,7 +29,7 @@ import mlflow
 
 BENCH = Path(__file__).resolve().parent
 DEFAULT_DATA = BENCH.parents[1] / "shared" / "data" / "fashion-mnist"
-PEERS = ("kerastuner", "optuna", "random")
+PEERS = ("kerastuner", "optuna", "random", "original")
 SEARCHERS = ("fmnist-tune", *PEERS)
 READ_AT_MINUTES = (5, 10, 20, 30, 60)
 END_GRACE_S = 600

@@ -1,11 +1,12 @@
 """The searchers users would pick instead of fmnist-tune, on the same data, space and model, in one process.
 
 Usage (bench/compare_searchers.py runs it; by hand for one peer):
-    python bench/peer_searchers.py {kerastuner,optuna,random} --workdir DIR --budget-s 600 [--max-epochs 9]
+    python bench/peer_searchers.py {kerastuner,optuna,random,original} --workdir DIR --budget-s 600 [--max-epochs 9]
 
   kerastuner  KerasTuner Hyperband (factor 3, max_epochs), one trial at a time
   optuna      Optuna TPE with its MedianPruner, ask-and-tell in one process
   random      random search (Optuna's RandomSampler), every trial trained to max_epochs, no early stopping
+  original    no search: the original CNN (the space's baseline) trained by plain Keras for the whole budget
 
 Every peer trains `fmnist.model.build` of the default search space's settings on the split the search
 uses, with all of the machine's cores. After each epoch it appends {timestamp, trial, epoch,
@@ -39,6 +40,8 @@ from tuning.space import SearchSpace, load_space
 
 EPOCHS_FILE = "epochs.jsonl"
 BEST_MODEL_FILE = "best.keras"
+ORIGINAL_EPOCHS_CAP = 1_000
+"""The original CNN trains until the budget ends, whatever --max-epochs says."""
 HYPERBAND_ITERATIONS = 100
 """Hyperband's brackets, repeated: enough that KerasTuner still searches when the budget ends."""
 
@@ -114,6 +117,11 @@ def optuna_search(space: SearchSpace, train: Split, validation: Split, options: 
         study.tell(trial, best)
 
 
+def train_original(space: SearchSpace, train: Split, validation: Split, options: argparse.Namespace, log: EpochLog) -> None:
+    """The hand-tuned original CNN, one plain Keras training until the budget ends: what every search must beat."""
+    train_epochs(model_config(space, space.baseline()), train, validation, ORIGINAL_EPOCHS_CAP, log, trial=0)
+
+
 def kerastuner_search(space: SearchSpace, train: Split, validation: Split, options: argparse.Namespace, log: EpochLog) -> None:
     """KerasTuner Hyperband over the same space (its hyperparameters mirror the Optuna distributions)."""
     import keras_tuner
@@ -169,7 +177,7 @@ def _hyperparameter(hp: Any, name: str, distribution: optuna.distributions.BaseD
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("peer", choices=("kerastuner", "optuna", "random"))
+    parser.add_argument("peer", choices=("kerastuner", "optuna", "random", "original"))
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--budget-s", type=float, required=True)
     parser.add_argument("--max-epochs", type=int, default=SearchSettings.max_epochs)
@@ -183,7 +191,7 @@ def main() -> None:
     train, validation = training_splits(load(options.data_dir).train, settings)
     space = load_space(settings.config)
     keras.utils.set_random_seed(options.seed)
-    search = kerastuner_search if options.peer == "kerastuner" else optuna_search
+    search = {"kerastuner": kerastuner_search, "original": train_original}.get(options.peer, optuna_search)
     try:
         search(space, train, validation, options, log)
     except BudgetSpent:
