@@ -11,16 +11,25 @@ stored as an intermediate value, so optuna-dashboard shows where trials were cut
 from __future__ import annotations
 
 import json
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import optuna
 from optuna.distributions import BaseDistribution
 from optuna.trial import TrialState
 from ray.tune.result import TRAINING_ITERATION
 from ray.tune.search import Searcher
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from tuning import study as stored_study
+
+Result = TypeVar("Result")
+RETRY_AFTER_S = (1.0, 2.0, 3.0, 5.0, 5.0, 10.0, 10.0, 10.0, 15.0, 15.0, 15.0, 15.0)
+"""Waits between attempts at a study-database call while the database is unreachable (about 2 minutes in
+all: a PostgreSQL restart takes seconds). Trials keep training meanwhile; only Tune's bookkeeping waits."""
 
 
 class StoredStudySearcher(Searcher):
@@ -48,25 +57,30 @@ class StoredStudySearcher(Searcher):
         return False
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        trial = self.study.ask(self._distributions)
-        trial.set_user_attr(stored_study.TUNE_TRIAL_ID_ATTR, trial_id)
+        trial = retrying(lambda: self.study.ask(self._distributions))
         self._trial_numbers[trial_id] = trial.number
+        retrying(lambda: trial.set_user_attr(stored_study.TUNE_TRIAL_ID_ATTR, trial_id))
         return dict(trial.params)
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         value, step = result.get(self.metric), result.get(TRAINING_ITERATION)
         if trial_id in self._trial_numbers and value is not None and step is not None:
-            storage = self._open()[0]
-            study_id = storage.get_study_id_from_name(self._study_name)
-            storage_trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, self._trial_numbers[trial_id])
-            storage.set_trial_intermediate_value(storage_trial_id, int(step), float(value))
+            retrying(lambda: self._store_intermediate_value(self._trial_numbers[trial_id], int(step), float(value)))
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         if trial_id not in self._trial_numbers:
             return
         if result and not error:  # a result that ends the trial comes here, not to on_trial_result
             self.on_trial_result(trial_id, result)
-        number = self._trial_numbers[trial_id]
+        retrying(lambda: self._tell_end(self._trial_numbers[trial_id], error))
+
+    def _store_intermediate_value(self, number: int, step: int, value: float) -> None:
+        storage = self._open()[0]
+        study_id = storage.get_study_id_from_name(self._study_name)
+        storage_trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, number)
+        storage.set_trial_intermediate_value(storage_trial_id, step, value)
+
+    def _tell_end(self, number: int, error: bool) -> None:
         trial = self.study.get_trials(deepcopy=False)[number]
         if trial.state.is_finished():
             return
@@ -102,3 +116,25 @@ class StoredStudySearcher(Searcher):
             sampler = optuna.samplers.TPESampler(seed=self._seed + existing, multivariate=True, constant_liar=True)
             self._study = optuna.load_study(study_name=self._study_name, storage=self._storage, sampler=sampler)
         return self._storage, self._study
+
+
+def retrying(call: Callable[[], Result], waits: tuple[float, ...] = RETRY_AFTER_S) -> Result:
+    """`call()`, called again after each wait in `waits` while the study database cannot be reached."""
+    for wait in waits:
+        try:
+            return call()
+        except (optuna.exceptions.StorageInternalError, DBAPIError) as error:
+            lost = lost_connection(error)
+            if lost is None:
+                raise
+            print(f"study database unreachable ({lost:.120}); trying again in {wait:g} s", file=sys.stderr, flush=True)
+            time.sleep(wait)
+    return call()
+
+
+def lost_connection(error: Exception) -> str | None:
+    """The first line of a lost or refused database connection behind `error` (Optuna wraps SQLAlchemy's), else None."""
+    cause = error if isinstance(error, DBAPIError) else error.__cause__
+    if isinstance(cause, DBAPIError) and (cause.connection_invalidated or isinstance(cause, OperationalError)):
+        return (str(cause.orig).strip().splitlines() or [type(cause).__name__])[0]
+    return None

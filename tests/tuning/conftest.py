@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -75,29 +77,39 @@ def study_storage_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def mlflow_server(postgres_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
     """`mlflow server` with a PostgreSQL backend store and proxied artifacts, on a free local port."""
-    port = free_port()
     artifacts = tmp_path_factory.mktemp("mlflow-artifacts")
-    log = (artifacts.parent / "mlflow-server.log").open("w")
     backend = f"postgresql+psycopg2://{POSTGRES['user']}@{POSTGRES['host']}:{POSTGRES['port']}/{postgres_database}"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend, "--serve-artifacts",
-         "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    uri = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while True:
+    with running_mlflow_server(["--backend-store-uri", backend, "--serve-artifacts", "--artifacts-destination", str(artifacts)],
+                               artifacts.parent / "mlflow-server.log") as uri:
+        yield MlflowServer(uri, postgres_database)
+
+
+@contextlib.contextmanager
+def running_mlflow_server(arguments: list[str], log_path: Path, **environment: str) -> Iterator[str]:
+    """`mlflow server ARGUMENTS` on a free local port, healthy, run in the log's folder (relative paths land
+    there); yields its URI and stops it afterwards."""
+    port = free_port()
+    with log_path.open("w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", *arguments, "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **environment}, cwd=log_path.parent,
+        )
+        uri = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(uri + "/health", timeout=2):
+                    break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    server.kill()
+                    raise RuntimeError(f"mlflow server did not start; see {log_path}") from None
+                time.sleep(1)
         try:
-            with urllib.request.urlopen(uri + "/health", timeout=2):
-                break
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mlflow server did not start; see {log.name}") from None
-            time.sleep(1)
-    yield MlflowServer(uri, postgres_database)
-    server.terminate()
-    server.wait(timeout=30)
-    log.close()
+            yield uri
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
 
 
 def search_environment(**extra: str) -> dict[str, str]:
@@ -114,3 +126,46 @@ def run_module(module: str, arguments: list[str], cwd: Path, timeout: float = 90
         [sys.executable, "-m", module, *arguments], cwd=cwd, env=search_environment(**environment),
         capture_output=True, text=True, timeout=timeout, check=False,
     )
+
+
+@contextlib.contextmanager
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A PostgreSQL server of the test's own (initdb in a new folder under /tmp, a free port, trust auth),
+    stopped and deleted afterwards. As root, its programs run as the `postgres` user, as initdb demands."""
+    binaries = max(Path("/usr/lib/postgresql").glob("*/bin"))
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    directory = Path(tempfile.mkdtemp(prefix="fmnist-test-postgres-"))
+    if as_postgres:
+        shutil.chown(directory, "postgres")
+    server = PrivatePostgres([*as_postgres, str(binaries / "pg_ctl")], directory / "data", free_port())
+    try:
+        subprocess.run([*as_postgres, str(binaries / "initdb"), "-D", str(server.data), "-A", "trust", "-U", "postgres"],
+                       check=True, capture_output=True)
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class PrivatePostgres:
+    """A PostgreSQL server the test may stop and start (the machine's shared one must stay up)."""
+
+    pg_ctl: list[str]
+    data: Path
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1"
+        subprocess.run([*self.pg_ctl, "start", "-w", "-D", str(self.data), "-o", options, "-l", str(self.data / "log")],
+                       check=True, capture_output=True)
+
+    def stop(self) -> None:
+        subprocess.run([*self.pg_ctl, "stop", "-w", "-m", "fast", "-D", str(self.data)], check=True, capture_output=True)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pickle
+import threading
+import time
 from pathlib import Path
 
 import optuna
@@ -13,6 +15,7 @@ from optuna.trial import TrialState
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
+from tests.tuning.conftest import private_postgres
 from tuning import study as stored_study
 from tuning.study_searcher import StoredStudySearcher
 
@@ -145,3 +148,23 @@ def test_a_missing_study_database_is_checked_without_creating_it(tmp_path: Path)
     with pytest.raises(stored_study.StudyError, match="--warm-start earlier: no study of that name"):
         stored_study.check_new(storage, url, "new", ("earlier",))
     assert storage is None and not (tmp_path / "missing.db").exists()
+
+
+def test_a_restarted_study_database_costs_nothing() -> None:
+    """The database goes down between two epochs and comes back: the searcher waits for it, nothing is lost."""
+    with private_postgres() as database:
+        stored_study.create(stored_study.open_storage(database.url), "restarted", "maximize", BASELINE, stored_study.WarmStart([], 0))
+        searcher = StoredStudySearcher(database.url, "restarted", SPACE, metric="val_accuracy", mode="max", max_epochs=2, seed=0)
+        assert searcher.suggest("t1") == BASELINE
+        searcher.on_trial_result("t1", {"val_accuracy": 0.5, "training_iteration": 1})
+        database.stop()
+        restart = threading.Timer(4.0, database.start)
+        restart.start()
+        started = time.monotonic()
+        searcher.on_trial_result("t1", {"val_accuracy": 0.75, "training_iteration": 2})
+        waited = time.monotonic() - started
+        restart.join()
+        searcher.on_trial_complete("t1", {"val_accuracy": 0.75, "training_iteration": 2})
+        (trial,) = optuna.load_study(study_name="restarted", storage=stored_study.open_storage(database.url)).trials
+    assert waited >= 3.0, "the write went through while the database was down?"
+    assert trial.state == TrialState.COMPLETE and trial.intermediate_values == {1: 0.5, 2: 0.75} and trial.value == 0.75
