@@ -85,6 +85,7 @@ def prepare(command: Command) -> PreparedSearch:
         stored_study.check_new(storage, settings.study_storage, settings.name, settings.warm_start)
         if storage is not None:
             warm_start = stored_study.warm_start_trials(storage, settings.warm_start, space.optuna_distributions(), space.fixed)
+    tracking.check_server(settings.tracking_uri)
     _init_ray(settings.address)
     check_trial_fits_a_node(settings.cpus_per_trial, settings.gpus_per_trial)
     experiment_id = tracking.ensure_experiment(settings.tracking_uri, settings.experiment_name)

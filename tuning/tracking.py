@@ -28,17 +28,36 @@ class TrackingError(RuntimeError):
     """The MLflow tracking server cannot be used; the message names the URI."""
 
 
+def check_server(tracking_uri: str) -> None:
+    """For an MLflow server: it answers and accepts this client's login (checked with a read: nothing is written)."""
+    if not tracking_uri.startswith(("http://", "https://")):
+        return
+    _check_health(tracking_uri)
+    try:
+        MlflowClient(tracking_uri).search_experiments(max_results=1)
+    except mlflow.exceptions.MlflowException as error:
+        raise _tracking_error(tracking_uri, error) from None
+
+
 def ensure_experiment(tracking_uri: str, experiment_name: str) -> str:
     """Point MLflow at `tracking_uri`, check it answers, create the experiment if missing; return its id."""
-    if tracking_uri.startswith(("http://", "https://")):
-        _check_server(tracking_uri)
+    check_server(tracking_uri)
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     try:
         experiment = mlflow.get_experiment_by_name(experiment_name)
         return experiment.experiment_id if experiment else mlflow.create_experiment(experiment_name)
     except mlflow.exceptions.MlflowException as error:
-        raise TrackingError(f"--tracking-uri {tracking_uri}: {str(error).splitlines()[0]}") from None
+        raise _tracking_error(tracking_uri, error) from None
+
+
+def _tracking_error(tracking_uri: str, error: mlflow.exceptions.MlflowException) -> TrackingError:
+    """The server's refusal in one line naming the flag; a refused login says which variables to set."""
+    status = error.get_http_status_code()
+    if status in (401, 403):
+        return TrackingError(f"--tracking-uri {tracking_uri}: MLflow refused the login (HTTP {status}); "
+                             f"set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD")
+    return TrackingError(f"--tracking-uri {tracking_uri}: {str(error).splitlines()[0]}")
 
 
 def start_parent_run(
@@ -99,7 +118,7 @@ def dataset_inputs(train: Split, validation: Split, digest: str, source: Path) -
     return inputs
 
 
-def _check_server(tracking_uri: str) -> None:
+def _check_health(tracking_uri: str) -> None:
     url = tracking_uri.rstrip("/") + "/health"
     try:
         with urllib.request.urlopen(url, timeout=10) as response:

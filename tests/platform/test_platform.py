@@ -6,9 +6,8 @@ Selected with `pytest -m docker`; the default test run deselects it.
 
 from __future__ import annotations
 
-import functools
+import base64
 import json
-import os
 import subprocess
 import time
 import urllib.error
@@ -19,44 +18,23 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPOSITORY
+from tests.platform.running_platform import compose, http_json, http_status, mlflow_login, settings, url
 
 pytestmark = pytest.mark.docker
-COMPOSE = os.environ.get("COMPOSE", "docker-compose").split()
 SEARCH_NAME = time.strftime("platform-test-%Y%m%d-%H%M%S")
 TRIALS = 4
 SERVICES_WITH_PORTS = ("mlflow", "ray-head", "tensorboard", "optuna-dashboard", "notebook")
+SECRET_SETTINGS = ("POSTGRES_PASSWORD", "RAY_AUTH_TOKEN", "JUPYTER_TOKEN", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY")
+IMAGES = ("fmnist-tune/python:latest", "fmnist-tune/postgres:latest")
 
 
-@functools.cache
-def settings() -> dict[str, str]:
-    """The platform's .env (ports and secrets)."""
-    lines = (REPOSITORY / ".env").read_text().splitlines()
-    return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
-
-
-def _url(port_setting: str, default: str, path: str) -> str:
-    return f"http://127.0.0.1:{settings().get(port_setting, default)}{path}"
-
-
-def compose(*arguments: str, timeout: float = 1800) -> subprocess.CompletedProcess:
-    return subprocess.run([*COMPOSE, *arguments], cwd=REPOSITORY, capture_output=True, text=True, timeout=timeout, check=False)
-
-
-def http_json(url: str, payload: dict | None = None, headers: dict[str, str] | None = None) -> dict:
-    data = json.dumps(payload).encode() if payload is not None else None
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json", **(headers or {})})
-    with urllib.request.urlopen(request, timeout=60) as response:
-        return json.loads(response.read())
-
-
-def http_status(url: str, headers: dict[str, str] | None = None) -> int:
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=30) as response:
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
-    except OSError:  # not listening yet: refused, or reset by docker's port proxy
-        return 0
+@pytest.fixture(scope="module", autouse=True)
+def mlflow_client_login() -> object:
+    """MLflow's Python client logs in from its environment variables, as the platform's services do."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_USERNAME", settings().get("MLFLOW_TRACKING_USERNAME", "admin"))
+        patch.setenv("MLFLOW_TRACKING_PASSWORD", settings()["MLFLOW_TRACKING_PASSWORD"])
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -95,9 +73,9 @@ def test_a_search_job_stops_on_request(search_output: str) -> None:
 
 
 def test_optuna_dashboard_shows_the_stored_study(search_output: str) -> None:
-    summaries = http_json(_url("OPTUNA_DASHBOARD_PORT", "8080", "/api/studies"))["study_summaries"]
+    summaries = http_json(url("OPTUNA_DASHBOARD_PORT", "8080", "/api/studies"))["study_summaries"]
     study_id = next(summary["study_id"] for summary in summaries if summary["study_name"] == SEARCH_NAME)
-    study = http_json(_url("OPTUNA_DASHBOARD_PORT", "8080", f"/api/studies/{study_id}"))
+    study = http_json(url("OPTUNA_DASHBOARD_PORT", "8080", f"/api/studies/{study_id}"))
     assert len(study["trials"]) == TRIALS and study["has_intermediate_values"]
     states = [trial["state"] for trial in study["trials"]]
     assert all(state in ("Complete", "Pruned") for state in states), states
@@ -118,24 +96,25 @@ def test_trials_ran_on_several_ray_nodes(search_output: str) -> None:
 
 
 def test_mlflow_rest_api_holds_the_runs_and_a_champion(search_output: str) -> None:
-    api = _url("MLFLOW_PORT", "5000", "/api/2.0/mlflow")
-    experiment = http_json(f"{api}/experiments/get-by-name?experiment_name=fmnist-tune")["experiment"]
+    api = url("MLFLOW_PORT", "5000", "/api/2.0/mlflow")
+    login = mlflow_login()
+    experiment = http_json(f"{api}/experiments/get-by-name?experiment_name=fmnist-tune", headers=login)["experiment"]
     parents = http_json(f"{api}/runs/search", {"experiment_ids": [experiment["experiment_id"]],
-                                               "filter": f"attributes.run_name = '{SEARCH_NAME}'"})["runs"]
+                                               "filter": f"attributes.run_name = '{SEARCH_NAME}'"}, login)["runs"]
     assert len(parents) == 1
     parent_id = parents[0]["info"]["run_id"]
     trials = http_json(f"{api}/runs/search", {"experiment_ids": [experiment["experiment_id"]],
-                                              "filter": f"tags.mlflow.parentRunId = '{parent_id}'"})["runs"]
+                                              "filter": f"tags.mlflow.parentRunId = '{parent_id}'"}, login)["runs"]
     assert len(trials) == TRIALS
     for run in trials:
         keys = {metric["key"] for metric in run["data"]["metrics"]}
         assert {"val_accuracy", "val_precision", "val_recall", "val_f1"} <= keys
-    champion = http_json(f"{api}/registered-models/alias?name=fmnist-cnn&alias=champion")["model_version"]
+    champion = http_json(f"{api}/registered-models/alias?name=fmnist-cnn&alias=champion", headers=login)["model_version"]
     assert champion["name"] == "fmnist-cnn" and int(champion["version"]) >= 1
 
 
 def test_tensorboard_lists_every_trial(search_output: str) -> None:
-    runs = http_json(_url("TENSORBOARD_PORT", "6006", "/data/runs"))
+    runs = http_json(url("TENSORBOARD_PORT", "6006", "/data/runs"))
     trial_runs = [run for run in runs if run.startswith(f"{SEARCH_NAME}/train_cnn_")]
     assert len(trial_runs) == TRIALS, runs
 
@@ -162,13 +141,13 @@ def test_model_server_classifies_real_test_images(search_output: str, dataset) -
     started = compose("--profile", "serve", "up", "-d", "model-server")
     assert started.returncode == 0, started.stderr[-2000:]
     deadline = time.monotonic() + 600
-    while http_status(_url("MODEL_SERVER_PORT", "5001", "/ping")) != 200:
+    while http_status(url("MODEL_SERVER_PORT", "5001", "/ping")) != 200:
         assert time.monotonic() < deadline, compose("logs", "--tail", "40", "model-server").stdout
         time.sleep(3)
     images, labels = dataset.test.images[:200], dataset.test.labels[:200]
-    answer = http_json(_url("MODEL_SERVER_PORT", "5001", "/invocations"), {"inputs": images.astype(float).tolist()})
+    answer = http_json(url("MODEL_SERVER_PORT", "5001", "/invocations"), {"inputs": images.astype(float).tolist()})
     served = np.asarray(answer["predictions"]).argmax(axis=1)
-    mlflow.set_tracking_uri(_url("MLFLOW_PORT", "5000", ""))
+    mlflow.set_tracking_uri(url("MLFLOW_PORT", "5000", ""))
     champion = mlflow.pyfunc.load_model("models:/fmnist-cnn@champion")
     np.testing.assert_array_equal(served, np.asarray(champion.predict(images.astype(np.float32))).argmax(axis=1))
     accuracy = float(np.mean(served == labels))
@@ -189,15 +168,15 @@ def test_model_server_answers_bad_requests_with_a_4xx_and_stays_up(search_output
     content_type, body, status, fragment = BAD_REQUESTS[case]
     compose("--profile", "serve", "up", "-d", "model-server")
     deadline = time.monotonic() + 600
-    while http_status(_url("MODEL_SERVER_PORT", "5001", "/ping")) != 200:
+    while http_status(url("MODEL_SERVER_PORT", "5001", "/ping")) != 200:
         assert time.monotonic() < deadline, compose("logs", "--tail", "40", "model-server").stdout
         time.sleep(3)
-    request = urllib.request.Request(_url("MODEL_SERVER_PORT", "5001", "/invocations"), data=body,
+    request = urllib.request.Request(url("MODEL_SERVER_PORT", "5001", "/invocations"), data=body,
                                      headers={"Content-Type": content_type})
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=60)
     assert refused.value.code == status and fragment in refused.value.read().decode()
-    assert http_status(_url("MODEL_SERVER_PORT", "5001", "/ping")) == 200
+    assert http_status(url("MODEL_SERVER_PORT", "5001", "/ping")) == 200
 
 
 def test_published_ports_bind_loopback_only(search_output: str) -> None:
@@ -212,18 +191,28 @@ def test_published_ports_bind_loopback_only(search_output: str) -> None:
 
 
 def test_secrets_are_required(search_output: str) -> None:
-    assert http_status(_url("RAY_DASHBOARD_PORT", "8265", "/api/jobs/")) in (401, 403)
+    assert http_status(url("RAY_DASHBOARD_PORT", "8265", "/api/jobs/")) in (401, 403)
     token = {"Authorization": f"Bearer {settings()['RAY_AUTH_TOKEN']}"}
-    assert http_status(_url("RAY_DASHBOARD_PORT", "8265", "/api/jobs/"), token) == 200
-    assert http_status(_url("JUPYTER_PORT", "8888", "/api/contents")) == 403
-    assert http_status(_url("JUPYTER_PORT", "8888", f"/api/contents?token={settings()['JUPYTER_TOKEN']}")) == 200
-    experiments = _url("MLFLOW_PORT", "5000", "/api/2.0/mlflow/experiments/get-by-name?experiment_name=fmnist-tune")
-    assert http_status(experiments, {"Host": "attacker.example"}) == 403
-    assert http_status(experiments) == 200
+    assert http_status(url("RAY_DASHBOARD_PORT", "8265", "/api/jobs/"), token) == 200
+    assert http_status(url("JUPYTER_PORT", "8888", "/api/contents")) == 403
+    assert http_status(url("JUPYTER_PORT", "8888", f"/api/contents?token={settings()['JUPYTER_TOKEN']}")) == 200
+    experiments = url("MLFLOW_PORT", "5000", "/api/2.0/mlflow/experiments/get-by-name?experiment_name=fmnist-tune")
+    assert http_status(experiments) == 401
+    assert http_status(experiments, {"Authorization": "Basic " + base64.b64encode(b"admin:wrong").decode()}) == 401
+    assert http_status(experiments, {**mlflow_login(), "Host": "attacker.example"}) == 403
+    assert http_status(experiments, mlflow_login()) == 200
+
+
+def test_mlflow_refuses_anonymous_writes(search_output: str) -> None:
+    api = url("MLFLOW_PORT", "5000", "/api/2.0/mlflow")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        http_json(f"{api}/experiments/create", {"name": "written-by-anyone"})
+    assert refused.value.code == 401
+    assert http_status(f"{api}/experiments/get-by-name?experiment_name=written-by-anyone", mlflow_login()) == 404
 
 
 def test_no_secret_is_on_any_command_line(search_output: str) -> None:
-    secrets = {name: settings()[name] for name in ("POSTGRES_PASSWORD", "RAY_AUTH_TOKEN", "JUPYTER_TOKEN")}
+    secrets = {name: settings()[name] for name in SECRET_SETTINGS}
     list_command_lines = 'for f in /proc/[0-9]*/cmdline; do tr "\\0" " " < "$f"; echo; done'
     services = ("postgres", "mlflow", "ray-head", "ray-worker", "tensorboard", "optuna-dashboard", "notebook")
     for service in services:
@@ -231,6 +220,20 @@ def test_no_secret_is_on_any_command_line(search_output: str) -> None:
         assert finished.returncode == 0 and finished.stdout.strip(), (service, finished.stderr)
         for name, secret in secrets.items():
             assert secret not in finished.stdout, f"{name} is on a command line in {service}"
+
+
+def test_no_secret_is_in_git_or_in_an_image(search_output: str) -> None:
+    assert ".env" not in subprocess.run(["git", "ls-files"], cwd=REPOSITORY, capture_output=True, text=True, check=True).stdout.split()
+    layers_and_configs = "".join(
+        subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        for image in IMAGES for command in (["docker", "history", "--no-trunc", image], ["docker", "image", "inspect", image])
+    )
+    assert all(image in layers_and_configs for image in IMAGES)  # `docker image inspect` lists each image's tag
+    for name in SECRET_SETTINGS:
+        in_git = subprocess.run(["git", "grep", "-F", "-l", settings()[name]], cwd=REPOSITORY, capture_output=True, text=True,
+                                check=False)
+        assert in_git.returncode == 1, f"{name} is in tracked files: {in_git.stdout}"
+        assert settings()[name] not in layers_and_configs, f"{name} is in an image's layers or config"
 
 
 def test_services_run_as_non_root(search_output: str) -> None:

@@ -17,7 +17,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from tests.tuning.conftest import MlflowServer, free_port, run_module, search_environment
+from tests.tuning.conftest import MlflowServer, free_port, run_module, running_mlflow_server, search_environment
 from tuning.settings import SearchSettings, flag
 from tuning.study import TUNE_TRIAL_ID_ATTR, WARM_START_SOURCE_ATTR
 
@@ -144,6 +144,28 @@ def test_unreachable_tracking_server_is_named(tmp_path: Path, shared_data_dir: P
     uri = f"http://127.0.0.1:{free_port()}"
     finished = run_module("tuning.search", ["--tracking-uri", uri, "--data-dir", str(shared_data_dir)], cwd=tmp_path)
     _assert_refused_before_anything(finished, tmp_path, f"--tracking-uri {uri}", "unreachable")
+
+
+def test_mlflow_refusing_the_login_is_named_and_nothing_is_written(tmp_path: Path, shared_data_dir: Path) -> None:
+    server_dir, workdir = tmp_path / "server", tmp_path / "search"
+    server_dir.mkdir()
+    workdir.mkdir()
+    admin = {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": "the-admin-password-of-this-test"}
+    server_environment = {"MLFLOW_AUTH_ADMIN_USERNAME": admin["MLFLOW_TRACKING_USERNAME"],
+                          "MLFLOW_AUTH_ADMIN_PASSWORD": admin["MLFLOW_TRACKING_PASSWORD"], "MLFLOW_FLASK_SERVER_SECRET_KEY": "test"}
+    with running_mlflow_server(["--app-name", "basic-auth", "--backend-store-uri", "sqlite:///mlflow.db"],
+                               server_dir / "mlflow-server.log", **server_environment) as uri:
+        for credentials in ({}, {**admin, "MLFLOW_TRACKING_PASSWORD": "wrong"}):
+            finished = run_module("tuning.search", ["--tracking-uri", uri, "--data-dir", str(shared_data_dir)], cwd=workdir,
+                                  **credentials)
+            _assert_refused_before_anything(finished, workdir, f"--tracking-uri {uri}: MLflow refused the login (HTTP 401)",
+                                            "MLFLOW_TRACKING_USERNAME")
+        with pytest.MonkeyPatch.context() as patch:
+            for name, value in admin.items():
+                patch.setenv(name, value)
+            client = MlflowClient(uri)
+            assert [experiment.name for experiment in client.search_experiments()] == ["Default"]
+            assert client.search_runs(["0"]) == []
 
 
 def test_malformed_data_is_named(tmp_path: Path) -> None:

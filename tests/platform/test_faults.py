@@ -1,0 +1,122 @@
+"""Faults on the running platform in the middle of a search: each test counts what was lost and asserts zero.
+
+Each test submits a small search as a Ray job (as `make search` does), breaks one service while its
+trials train, lets the search finish, then compares every trial's epochs in Tune's results (the shared
+volume) with its MLflow run: one run per trial, FINISHED, one `val_accuracy` point per epoch, in order.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Callable
+
+import pytest
+
+from tests.platform.running_platform import compose, http_json, http_status, mlflow_login, url
+
+pytestmark = pytest.mark.docker
+SMALL_SEARCH = ["--storage-path", "/results", "--train-size", "6000", "--num-samples", "6", "--max-epochs", "3",
+                "--grace-period", "3", "--max-concurrent-trials", "3"]
+OUTAGE_S = 60
+
+
+def submit(name: str) -> None:
+    submitted = compose("exec", "-T", "ray-head", "python", "-m", "tuning.jobs", "submit", "--", *SMALL_SEARCH, "--name", name)
+    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+
+
+def tune_epochs(name: str) -> dict[str, list[int]]:
+    """Each trial's reported epochs, from Tune's result files on the results volume (read on the head)."""
+    code = (f"import glob, json; print(json.dumps({{p.split('/')[-2]: [json.loads(l)['training_iteration'] for l in open(p) "
+            f"if l.strip()] for p in glob.glob('/results/{name}/train_cnn_*/result.json')}}))")
+    finished = compose("exec", "-T", "ray-head", "python", "-c", code)
+    assert finished.returncode == 0, finished.stderr
+    return json.loads(finished.stdout.strip().splitlines()[-1])
+
+
+def epochs_so_far(name: str) -> int:
+    return sum(len(epochs) for epochs in tune_epochs(name).values())
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(3)
+
+
+def finish(name: str) -> None:
+    """Follow the search's job to its end; it must succeed."""
+    followed = compose("exec", "-T", "ray-head", "python", "-m", "tuning.jobs", "logs", "--follow", name, timeout=1500)
+    assert followed.returncode == 0, followed.stdout[-3000:] + followed.stderr[-2000:]
+
+
+def assert_nothing_lost(name: str) -> None:
+    """One FINISHED MLflow run per trial, whose `val_accuracy` history is exactly the trial's epochs, and a test score."""
+    wait_for(lambda: http_status(url("MLFLOW_PORT", "5000", "/health")) == 200, 300, "MLflow")
+    api, login = url("MLFLOW_PORT", "5000", "/api/2.0/mlflow"), mlflow_login()
+    experiment_id = http_json(f"{api}/experiments/get-by-name?experiment_name=fmnist-tune", headers=login)["experiment"]["experiment_id"]
+    (parent,) = http_json(f"{api}/runs/search", {"experiment_ids": [experiment_id],
+                                                  "filter": f"attributes.run_name = '{name}'"}, login)["runs"]
+    assert "test_accuracy" in {metric["key"] for metric in parent["data"]["metrics"]}
+    runs = http_json(f"{api}/runs/search", {"experiment_ids": [experiment_id], "max_results": 100,
+                                            "filter": f"tags.mlflow.parentRunId = '{parent['info']['run_id']}'"}, login)["runs"]
+    trials = tune_epochs(name)
+    assert sorted(run["info"]["run_name"] for run in runs) == sorted(trials), "one MLflow run per trial"
+    for run in runs:
+        assert run["info"]["status"] == "FINISHED", run["info"]
+        history = http_json(f"{api}/metrics/get-history?run_id={run['info']['run_id']}&metric_key=val_accuracy",
+                            headers=login)["metrics"]
+        steps = sorted(point["step"] for point in history)
+        assert steps == sorted(set(trials[run["info"]["run_name"]])) == list(range(1, len(steps) + 1)), (run["info"], steps)
+
+
+def test_mlflow_stopped_for_a_minute_mid_search_costs_nothing() -> None:
+    name = time.strftime("fault-mlflow-%H%M%S")
+    submit(name)
+    wait_for(lambda: epochs_so_far(name) >= 1, 600, "the search's first epoch")
+    assert compose("stop", "mlflow").returncode == 0
+    try:
+        before = epochs_so_far(name)
+        time.sleep(OUTAGE_S)
+        during = epochs_so_far(name)
+    finally:
+        assert compose("start", "mlflow").returncode == 0
+    assert during > before, f"no epoch finished while MLflow was down ({before} before, {during} after {OUTAGE_S} s)"
+    finish(name)
+    assert_nothing_lost(name)
+
+
+def test_postgres_restarted_mid_search_costs_nothing() -> None:
+    name = time.strftime("fault-postgres-%H%M%S")
+    submit(name)
+    wait_for(lambda: epochs_so_far(name) >= 1, 600, "the search's first epoch")
+    restarted = compose("restart", "postgres", timeout=120)
+    assert restarted.returncode == 0, restarted.stderr
+    logs = compose("logs", "--since", "3m", "postgres").stdout
+    assert "database system was not properly shut down" not in logs, "PostgreSQL stopped uncleanly"
+    finish(name)
+    assert_nothing_lost(name)
+
+
+def test_a_killed_ray_worker_costs_nothing_and_comes_back() -> None:
+    name = time.strftime("fault-worker-%H%M%S")
+    submit(name)
+    wait_for(lambda: epochs_so_far(name) >= 2, 600, "the search's first epochs")
+    worker = compose("ps", "-q", "ray-worker").stdout.split()[0]
+    pid = subprocess.run(["docker", "inspect", "--format", "{{.State.Pid}}", worker], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    subprocess.run(["kill", "-9", pid], check=True)  # the container's main process dies, as in a crash
+    finish(name)
+    assert_nothing_lost(name)
+    wait_for(lambda: container_state(worker)[0] == "healthy", 300, "the killed worker to come back healthy")
+    assert int(container_state(worker)[1]) >= 1, "the worker came back by its restart policy"
+
+
+def container_state(container: str) -> tuple[str, str]:
+    """A container's health and restart count."""
+    health, restarts = subprocess.run(["docker", "inspect", "--format", "{{.State.Health.Status}} {{.RestartCount}}", container],
+                                      capture_output=True, text=True, check=True).stdout.split()
+    return health, restarts
