@@ -38,11 +38,13 @@ END_GRACE_S = 600
 
 @dataclass(frozen=True)
 class Curve:
-    """A searcher's epochs as (seconds since launch, validation accuracy, trial), in time order."""
+    """A searcher's epochs as (seconds since launch, validation accuracy, trial), in time order, and the
+    share of CPU time the hypervisor took from this machine while it ran (steal)."""
 
     launched: float
     epochs: list[tuple[float, float, str]]
     test_accuracy: float | None
+    steal: float
 
     def best_by(self, seconds: float) -> float | None:
         """Best validation accuracy of the epochs finished within `seconds` of launch."""
@@ -58,28 +60,41 @@ class Curve:
         return len({trial for at, _, trial in self.epochs if at <= seconds})
 
 
+def cpu_times() -> list[int]:
+    """The machine's CPU time counters (/proc/stat: user, nice, system, idle, iowait, irq, softirq, steal)."""
+    return [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+
+
+def steal_since(before: list[int]) -> float:
+    """The share of CPU time stolen by the hypervisor since `before` (a noisy shared host shows it here)."""
+    spent = [now - then for now, then in zip(cpu_times(), before, strict=True)]
+    return spent[7] / max(1, sum(spent))
+
+
 def run_peer(peer: str, workdir: Path, options: argparse.Namespace) -> Curve:
     """One peer searcher in its own process; its epochs and the test accuracy of its best saved model."""
-    launched = time.time()
+    launched, counters = time.time(), cpu_times()
     command = [sys.executable, str(BENCH / "peer_searchers.py"), peer, "--workdir", str(workdir),
                "--budget-s", str(options.budget_s), "--max-epochs", str(options.max_epochs), "--data-dir", options.data_dir]
     if options.train_size:
         command += ["--train-size", str(options.train_size)]
     subprocess.run(command, check=True, timeout=options.budget_s + END_GRACE_S)
+    steal = steal_since(counters)
     records = [json.loads(line) for line in (workdir / "epochs.jsonl").read_text().splitlines() if line.strip()]
     epochs = [(record["timestamp"] - launched, record["val_accuracy"], str(record["trial"])) for record in records]
-    return Curve(launched, sorted(epochs), _test_accuracy_of_saved_model(workdir / "best.keras", options.data_dir))
+    return Curve(launched, sorted(epochs), _test_accuracy_of_saved_model(workdir / "best.keras", options.data_dir), steal)
 
 
 def run_fmnist_tune(workdir: Path, options: argparse.Namespace) -> Curve:
     """`python -m tuning.search --time-budget-s` in a scratch folder; its epochs from Tune's results, its champion's test accuracy."""
-    launched = time.time()
+    launched, counters = time.time(), cpu_times()
     command = [sys.executable, "-m", "tuning.search", "--name", "compare", "--time-budget-s", str(options.budget_s),
                "--max-epochs", str(options.max_epochs), "--data-dir", options.data_dir]
     if options.train_size:
         command += ["--train-size", str(options.train_size)]
     environment = {key: value for key, value in os.environ.items() if key not in ("MLFLOW_TRACKING_URI", "OPTUNA_STORAGE", "RAY_ADDRESS")}
     subprocess.run(command, cwd=workdir, env=environment, check=True, stdout=subprocess.DEVNULL, timeout=options.budget_s + END_GRACE_S)
+    steal = steal_since(counters)
     epochs = [
         (result["timestamp"] - launched, result["val_accuracy"], result["trial_id"])
         for path in (workdir / "results" / "compare").glob("train_cnn_*/result.json")
@@ -87,7 +102,7 @@ def run_fmnist_tune(workdir: Path, options: argparse.Namespace) -> Curve:
     ]
     mlflow.set_tracking_uri(f"sqlite:///{workdir / 'mlflow.db'}")
     parent = mlflow.search_runs(experiment_names=["fmnist-tune"], filter_string="tags.mlflow.runName = 'compare'", output_format="list")
-    return Curve(launched, sorted(epochs), parent[0].data.metrics.get("test_accuracy") if parent else None)
+    return Curve(launched, sorted(epochs), parent[0].data.metrics.get("test_accuracy") if parent else None, steal)
 
 
 def _test_accuracy_of_saved_model(path: Path, data_dir: str) -> float | None:
@@ -107,11 +122,12 @@ def print_table(curves: dict[str, Curve], options: argparse.Namespace) -> None:
     header = "".join(f"{f'{seconds / 60:g} min':>9}" for seconds in readings)
     print(f"\nbest validation accuracy so far (budget {options.budget_s / 60:g} min each, max {options.max_epochs} epochs a trial)")
     targets = "".join(f"{'to ' + format(target, '.0%'):>10}" for target in options.targets)
-    print(f"{'searcher':<12}{header}{targets}  {'trials':>6}  {'test acc':>8}")
+    print(f"{'searcher':<12}{header}{targets}  {'trials':>6}  {'test acc':>8}  {'steal':>5}")
     for name, curve in curves.items():
         cells = "".join(f"{_percent(curve.best_by(seconds)):>9}" for seconds in readings)
         times = "".join(f"{_minutes(curve.time_to(target), options.budget_s):>10}" for target in options.targets)
-        print(f"{name:<12}{cells}{times}  {curve.trials_by(options.budget_s):>6}  {_percent(curve.test_accuracy):>8}")
+        print(f"{name:<12}{cells}{times}  {curve.trials_by(options.budget_s):>6}  {_percent(curve.test_accuracy):>8}  "
+              f"{curve.steal:>5.0%}")
 
 
 def plot(curves: dict[str, Curve], options: argparse.Namespace) -> None:
