@@ -31,7 +31,7 @@ from tuning.champion import evaluate_and_register_on_cluster
 from tuning.cli import Command
 from tuning.mlflow_callback import MLflowTrialsCallback
 from tuning.progress import CompactProgressReporter
-from tuning.saved_search import SavedSearch, SavedSearchError
+from tuning.saved_search import SavedSearch, SavedSearchError, check_storage_writable
 from tuning.search import QUIET_LIBRARIES
 from tuning.settings import SearchSettings, SettingsError
 from tuning.space import SearchSpace, SearchSpaceError, load_space
@@ -75,6 +75,7 @@ def prepare(command: Command) -> PreparedSearch:
     else:
         settings = command.new_settings()
         space = load_space(settings.config)
+    check_storage_writable(settings.storage_path)
     dataset = load(settings.data_dir)
     if saved and dataset.digest != saved.dataset_digest:
         raise SettingsError(f"--resume: the dataset in {resolve_data_dir(settings.data_dir)} is not the one the search started on")

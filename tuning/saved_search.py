@@ -6,7 +6,9 @@ Written when a search starts, read by `--resume`, which goes on with exactly the
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import pyarrow.fs
 
@@ -51,6 +53,19 @@ class SavedSearch:
             ) from None
         except (ValueError, KeyError, TypeError, SettingsError) as error:
             raise SavedSearchError(f"--resume: {where} is not a search record ({error})") from None
+
+
+def check_storage_writable(storage_path: str) -> None:
+    """SettingsError naming --storage-path when a local storage path cannot be created or written (checked without writing)."""
+    if "://" in storage_path:
+        return
+    existing = Path(storage_path).absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise SettingsError(f"--storage-path {storage_path}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise SettingsError(f"--storage-path {storage_path}: {existing} is not writable")
 
 
 def _as_uri(path: str) -> str:

@@ -168,6 +168,12 @@ def test_mlflow_refusing_the_login_is_named_and_nothing_is_written(tmp_path: Pat
             assert client.search_runs(["0"]) == []
 
 
+def test_a_storage_path_that_cannot_be_written_is_named(tmp_path: Path, shared_data_dir: Path) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    finished = run_module("tuning.search", ["--storage-path", "a-file/results", "--data-dir", str(shared_data_dir)], cwd=tmp_path)
+    _assert_refused_before_anything(finished, tmp_path, f"--storage-path a-file/results: {tmp_path / 'a-file'} is a file, not a folder")
+
+
 def test_malformed_data_is_named(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "fashion-mnist_train.csv").write_text("label,pixel1\n1,2\n")
