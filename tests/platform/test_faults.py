@@ -95,8 +95,10 @@ def test_postgres_restarted_mid_search_costs_nothing() -> None:
     wait_for(lambda: epochs_so_far(name) >= 1, 600, "the search's first epoch")
     restarted = compose("restart", "postgres", timeout=120)
     assert restarted.returncode == 0, restarted.stderr
-    logs = compose("logs", "--since", "3m", "postgres").stdout
-    assert "database system was not properly shut down" not in logs, "PostgreSQL stopped uncleanly"
+    (container,) = compose("ps", "-q", "postgres").stdout.split()
+    logs = subprocess.run(["docker", "logs", "--since", "5m", container], capture_output=True, text=True, check=True)
+    assert "database system was shut down at" in logs.stdout + logs.stderr, "PostgreSQL did not record a clean shutdown"
+    assert "not properly shut down" not in logs.stdout + logs.stderr, "PostgreSQL stopped uncleanly"
     finish(name)
     assert_nothing_lost(name)
 
