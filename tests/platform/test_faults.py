@@ -17,14 +17,16 @@ import pytest
 from tests.platform.running_platform import compose, http_json, http_status, mlflow_login, url
 
 pytestmark = pytest.mark.docker
-SMALL_SEARCH = ["--storage-path", "/results", "--train-size", "6000", "--num-samples", "6", "--max-epochs", "3",
-                "--grace-period", "3", "--max-concurrent-trials", "3"]
+SMALL_SEARCH = ["--storage-path", "/results", "--train-size", "4000", "--num-samples", "4", "--max-epochs", "2",
+                "--grace-period", "2", "--max-concurrent-trials", "3"]
 OUTAGE_S = 60
 
 
-def submit(name: str) -> None:
+def submit(name: str) -> str:
+    """Submit the search `name` as a Ray job; returns the job id (`submitted <id>; ...`)."""
     submitted = compose("exec", "-T", "ray-head", "python", "-m", "tuning.jobs", "submit", "--", *SMALL_SEARCH, "--name", name)
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+    return submitted.stdout.split()[1].rstrip(";")
 
 
 def tune_epochs(name: str) -> dict[str, list[int]]:
@@ -47,9 +49,9 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None
         time.sleep(3)
 
 
-def finish(name: str) -> None:
+def finish(job_id: str) -> None:
     """Follow the search's job to its end; it must succeed."""
-    followed = compose("exec", "-T", "ray-head", "python", "-m", "tuning.jobs", "logs", "--follow", name, timeout=1500)
+    followed = compose("exec", "-T", "ray-head", "python", "-m", "tuning.jobs", "logs", "--follow", job_id, timeout=1500)
     assert followed.returncode == 0, followed.stdout[-3000:] + followed.stderr[-2000:]
 
 
@@ -75,7 +77,7 @@ def assert_nothing_lost(name: str) -> None:
 
 def test_mlflow_stopped_for_a_minute_mid_search_costs_nothing() -> None:
     name = time.strftime("fault-mlflow-%H%M%S")
-    submit(name)
+    job_id = submit(name)
     wait_for(lambda: epochs_so_far(name) >= 1, 600, "the search's first epoch")
     assert compose("stop", "mlflow").returncode == 0
     try:
@@ -85,13 +87,13 @@ def test_mlflow_stopped_for_a_minute_mid_search_costs_nothing() -> None:
     finally:
         assert compose("start", "mlflow").returncode == 0
     assert during > before, f"no epoch finished while MLflow was down ({before} before, {during} after {OUTAGE_S} s)"
-    finish(name)
+    finish(job_id)
     assert_nothing_lost(name)
 
 
 def test_postgres_restarted_mid_search_costs_nothing() -> None:
     name = time.strftime("fault-postgres-%H%M%S")
-    submit(name)
+    job_id = submit(name)
     wait_for(lambda: epochs_so_far(name) >= 1, 600, "the search's first epoch")
     restarted = compose("restart", "postgres", timeout=120)
     assert restarted.returncode == 0, restarted.stderr
@@ -99,19 +101,19 @@ def test_postgres_restarted_mid_search_costs_nothing() -> None:
     logs = subprocess.run(["docker", "logs", "--since", "5m", container], capture_output=True, text=True, check=True)
     assert "database system was shut down at" in logs.stdout + logs.stderr, "PostgreSQL did not record a clean shutdown"
     assert "not properly shut down" not in logs.stdout + logs.stderr, "PostgreSQL stopped uncleanly"
-    finish(name)
+    finish(job_id)
     assert_nothing_lost(name)
 
 
 def test_a_killed_ray_worker_costs_nothing_and_comes_back() -> None:
     name = time.strftime("fault-worker-%H%M%S")
-    submit(name)
+    job_id = submit(name)
     wait_for(lambda: epochs_so_far(name) >= 2, 600, "the search's first epochs")
     worker = compose("ps", "-q", "ray-worker").stdout.split()[0]
     pid = subprocess.run(["docker", "inspect", "--format", "{{.State.Pid}}", worker], capture_output=True, text=True,
                          check=True).stdout.strip()
     subprocess.run(["kill", "-9", pid], check=True)  # the container's main process dies, as in a crash
-    finish(name)
+    finish(job_id)
     assert_nothing_lost(name)
     wait_for(lambda: container_state(worker)[0] == "healthy", 300, "the killed worker to come back healthy")
     assert int(container_state(worker)[1]) >= 1, "the worker came back by its restart policy"
