@@ -1,9 +1,11 @@
-"""The search's outcome in MLflow: test metrics, the logged Keras model, its registry version and the champion."""
+"""The search's outcome in MLflow: test metrics, the logged model, its registry version and the champion."""
 
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import mlflow
@@ -13,6 +15,7 @@ from mlflow.tracking import MlflowClient
 
 from fmnist.data import Split
 from fmnist.metrics import ClassificationMetrics, confusion_matrix_image
+from tuning.served_model import KERAS_MODEL_ARTIFACT, PixelClassifier
 
 if TYPE_CHECKING:
     import keras
@@ -46,18 +49,24 @@ def log_test_metrics(run_id: str, test_metrics: ClassificationMetrics) -> None:
 
 
 def register(run_id: str, model: keras.Model, test: Split, test_accuracy: float, model_name: str) -> Registration:
-    """Log `model` (TensorFlow flavor, saved as .keras; signature, input example), register it, promote it if it beats the champion."""
+    """Log `model` (saved as .keras behind `served_model.PixelClassifier`; signature, input example), register
+    it, promote it if it beats the champion."""
     import keras
-    import mlflow.tensorflow
+    import tensorflow as tf
 
     example = test.images[:5].astype(np.float32)
     signature = infer_signature(example, model.predict(example, verbose=0))
     was_interactive = keras.config.is_interactive_logging_enabled()
     keras.config.disable_interactive_logging()  # MLflow checks the input example with a predict that draws a progress bar
     try:
-        with mlflow.start_run(run_id=run_id):
-            info = mlflow.tensorflow.log_model(
-                model, name="model", signature=signature, input_example=example, registered_model_name=model_name
+        with tempfile.TemporaryDirectory() as directory, mlflow.start_run(run_id=run_id):
+            saved = Path(directory) / "model.keras"
+            model.save(saved)
+            info = mlflow.pyfunc.log_model(
+                name="model", python_model=PixelClassifier(), artifacts={KERAS_MODEL_ARTIFACT: str(saved)},
+                signature=signature, input_example=example, registered_model_name=model_name,
+                pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}",
+                                  f"mlflow=={mlflow.__version__}"],
             )
     finally:
         if was_interactive:

@@ -159,6 +159,7 @@ BAD_REQUESTS = {
     "wrong shape": ("application/json", b'{"inputs": [[1, 2, 3]]}', 400, "does not match"),
     "wrong dtype": ("application/json", json.dumps({"inputs": [[["a"] * 28] * 28]}).encode(), 400, "could not convert"),
     "no inputs": ("application/json", b'{"nothing": 1}', 400, ""),
+    "pixels out of range": ("application/json", json.dumps({"inputs": [[[300.0] * 28] * 28]}).encode(), 400, "in 0..255"),
     "unsupported content type": ("text/plain", b"hello", 415, "content types"),
 }
 

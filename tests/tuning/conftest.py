@@ -95,21 +95,26 @@ def running_mlflow_server(arguments: list[str], log_path: Path, **environment: s
             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **environment}, cwd=log_path.parent,
         )
         uri = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(uri + "/health", timeout=2):
-                    break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    server.kill()
-                    raise RuntimeError(f"mlflow server did not start; see {log_path}") from None
-                time.sleep(1)
+        wait_for_http(uri + "/health", server, log_path)
         try:
             yield uri
         finally:
             server.terminate()
             server.wait(timeout=30)
+
+
+def wait_for_http(url: str, server: subprocess.Popen, log_path: Path, timeout_s: float = 180) -> None:
+    """Return once `url` answers; kill `server` and raise when it exits or `timeout_s` passes first."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                raise RuntimeError(f"{url} did not answer; see {log_path}") from None
+            time.sleep(1)
 
 
 def search_environment(**extra: str) -> dict[str, str]:

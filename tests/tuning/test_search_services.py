@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import io
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.image
 import mlflow
+import numpy as np
 import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.tuning.conftest import MlflowServer, run_module
+from tests.tuning.conftest import MlflowServer, free_port, run_module, wait_for_http
 from tuning.settings import DEFAULT_SPACE_FILE
 from tuning.space import load_space
 from tuning.study import TUNE_TRIAL_ID_ATTR
@@ -117,6 +124,33 @@ def test_best_model_registered_as_champion(finished_search: FinishedSearch) -> N
     assert model.metadata.get_input_schema().inputs[0].shape == (-1, 28, 28)
 
 
+def test_the_served_champion_answers_images_and_refuses_pixels_out_of_range(finished_search: FinishedSearch, dataset) -> None:
+    """`mlflow models serve` of the champion: the Keras model's answers for real images, HTTP 400 naming the
+    range for pixels outside 0..255, and still up afterwards."""
+    port, log_path = free_port(), finished_search.workdir / "model-server.log"
+    with log_path.open("w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/fmnist-cnn@champion", "--env-manager", "local",
+             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "MLFLOW_TRACKING_URI": finished_search.server.uri},
+        )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(base + "/ping", server, log_path)
+        images = dataset.test.images[:4].astype(np.float32)
+        status, answer = post_json(base + "/invocations", {"inputs": images.tolist()})
+        keras_model = mlflow.pyfunc.load_model("models:/fmnist-cnn@champion").unwrap_python_model().model
+        assert status == 200
+        np.testing.assert_allclose(json.loads(answer)["predictions"], keras_model.predict(images, verbose=0), atol=1e-5)
+        for bad_pixel in (256.0, -1.0):
+            status, answer = post_json(base + "/invocations", {"inputs": np.full((1, 28, 28), bad_pixel).tolist()})
+            assert status == 400 and "pixel values must be finite and in 0..255" in answer, (status, answer[-300:])
+        assert post_json(base + "/invocations", {"inputs": images.tolist()})[0] == 200
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def test_postgres_holds_runs_metrics_and_registry(finished_search: FinishedSearch) -> None:
     run_ids = tuple(run.info.run_id for run in finished_search.trial_runs)
     with finished_search.server.connect() as connection, connection.cursor() as cursor:
@@ -155,7 +189,7 @@ def test_champion_moves_only_to_a_better_model(finished_search: FinishedSearch, 
     mlflow.set_tracking_uri(finished_search.server.uri)
     client = MlflowClient(finished_search.server.uri)
     name = "fmnist-cnn-promotion-test"
-    model = mlflow.tensorflow.load_model("models:/fmnist-cnn@champion")
+    model = mlflow.pyfunc.load_model("models:/fmnist-cnn@champion").unwrap_python_model().model
     first = registry.register(finished_search.parent_run_id, model, dataset.test, 0.80, name)
     assert first.promoted and first.previous_champion_accuracy is None
     worse = registry.register(finished_search.parent_run_id, model, dataset.test, 0.75, name)
@@ -172,7 +206,7 @@ def test_two_searches_finishing_at_once_leave_the_champion_on_the_better_model(f
 
     mlflow.set_tracking_uri(finished_search.server.uri)
     client = MlflowClient(finished_search.server.uri)
-    model = mlflow.tensorflow.load_model("models:/fmnist-cnn@champion")
+    model = mlflow.pyfunc.load_model("models:/fmnist-cnn@champion").unwrap_python_model().model
     for attempt, accuracies in enumerate(((0.80, 0.90), (0.90, 0.80), (0.85, 0.95), (0.95, 0.85))):
         name = f"fmnist-cnn-race-{attempt}"
         with ThreadPoolExecutor(max_workers=2) as pool:
@@ -221,3 +255,14 @@ def test_report_reads_the_stored_study_and_saves_optuna_plots(finished_search: F
     assert plots == ["intermediate_values.png", "optimization_history.png", "parallel_coordinate.png", "param_importances.png"]
     logged = {artifact.path for artifact in MlflowClient(finished_search.server.uri).list_artifacts(finished_search.parent_run_id, "report")}
     assert logged == {f"report/{name}" for name in plots}
+
+
+def post_json(url: str, body: object) -> tuple[int, str]:
+    """POST `body` as JSON; the HTTP status and the answer's text, errors included."""
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
