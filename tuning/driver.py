@@ -114,7 +114,7 @@ def run(search: PreparedSearch) -> int:
         )
         SavedSearch(settings, parent_run_id, dataset.digest).save()
         stored_study.create(stored_study.open_storage(settings.study_storage), settings.name,
-                            objective.optuna_direction(settings.metric), search.space.baseline(), search.warm_start)
+                            objective.optuna_direction(settings.metric), search.space.first_trials(), search.warm_start)
         if settings.warm_start:
             tracking.log_warm_start(parent_run_id, len(search.warm_start.trials), search.warm_start.skipped)
             print(f"warm start: {len(search.warm_start.trials)} trials from {', '.join(settings.warm_start)}, "

@@ -10,7 +10,15 @@ to either a fixed value or a distribution:
       dense_units: {type: randint, low: 64, high: 512, step: 64}    # inclusive bounds
       mixed_precision: false
 
-The original layout (`ModelConfig()`) must lie inside the space: it is evaluated first.
+An optional list, `points_to_evaluate` (Ray Tune's name for it), holds the configurations tried first,
+in order, before TPE proposes (Optuna's `enqueue_trial`). Each point lists the searched settings that
+differ from the original layout; `{}` is the original itself, and the default when the list is absent:
+
+    points_to_evaluate:
+      - {}
+      - {lr_schedule: cosine}
+
+The original layout (`ModelConfig()`) must lie inside the space: every point starts from it.
 """
 
 from __future__ import annotations
@@ -20,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import optuna
 import yaml
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
 from fmnist.config import AUTO, SETTINGS_WITH_AUTO, ModelConfig
 from tuning.settings import DEFAULT_SPACE_FILE
@@ -33,6 +41,7 @@ DISTRIBUTIONS = {
     "choice": ("choices",),
 }
 OPTIONAL_KEYS = {"randint": ("step",)}
+SPACE_KEY, POINTS_KEY = "search_space", "points_to_evaluate"
 MODEL_SETTINGS = {field.name: field for field in dataclasses.fields(ModelConfig)}
 
 
@@ -47,15 +56,21 @@ class SearchSpace:
     source: Path
     distributions: dict[str, dict[str, Any]]
     fixed: dict[str, Any]
+    points_to_evaluate: tuple[dict[str, Any], ...] = ({},)
+    """Changes to the original layout, tried first and in order."""
 
-    def optuna_distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:
+    def optuna_distributions(self) -> dict[str, BaseDistribution]:
         """The searched settings as the distributions the search's Optuna study asks for."""
         return {name: _optuna_distribution(spec) for name, spec in self.distributions.items()}
 
     def baseline(self) -> dict[str, Any]:
-        """The original project's config restricted to the searched settings: the first trial of a new study."""
+        """The original project's config restricted to the searched settings."""
         defaults = ModelConfig()
         return {name: getattr(defaults, name) for name in self.distributions}
+
+    def first_trials(self) -> list[dict[str, Any]]:
+        """The searched settings of each point to evaluate: the first trials of a new study, in order."""
+        return [{**self.baseline(), **point} for point in self.points_to_evaluate]
 
 
 def load_space(path: str | Path = DEFAULT_SPACE_FILE) -> SearchSpace:
@@ -69,9 +84,9 @@ def load_space(path: str | Path = DEFAULT_SPACE_FILE) -> SearchSpace:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark else ""
         raise SearchSpaceError(f"{source}: {where}not valid YAML ({getattr(error, 'problem', error)})") from None
-    if not isinstance(document, dict) or set(document) != {"search_space"}:
-        raise SearchSpaceError(f"{source}: expected exactly one top-level key 'search_space'")
-    entries = document["search_space"]
+    if not isinstance(document, dict) or SPACE_KEY not in document or set(document) - {SPACE_KEY, POINTS_KEY}:
+        raise SearchSpaceError(f"{source}: expected the top-level key '{SPACE_KEY}' and optionally '{POINTS_KEY}'")
+    entries = document[SPACE_KEY]
     if not isinstance(entries, dict) or not entries:
         raise SearchSpaceError(f"{source}: search_space must be a non-empty mapping of setting -> distribution")
     distributions, fixed = {}, {}
@@ -86,7 +101,36 @@ def load_space(path: str | Path = DEFAULT_SPACE_FILE) -> SearchSpace:
             fixed[name] = spec
     if not distributions:
         raise SearchSpaceError(f"{source}: search_space holds only fixed values; nothing to search")
-    return SearchSpace(source, distributions, fixed)
+    points = _validated_points(source, document.get(POINTS_KEY, [{}]), distributions)
+    return SearchSpace(source, distributions, fixed, points)
+
+
+def _validated_points(source: Path, points: Any, distributions: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], ...]:
+    if not isinstance(points, list) or not points:
+        raise SearchSpaceError(f"{source}: {POINTS_KEY} must be a non-empty list of mappings (setting: value)")
+    for index, point in enumerate(points):
+        where = f"{source}: {POINTS_KEY}[{index}]"
+        if not isinstance(point, dict):
+            raise SearchSpaceError(f"{where}: must be a mapping of searched settings to values, got {point!r}")
+        for name, value in point.items():
+            if name not in distributions:
+                raise SearchSpaceError(f"{where}.{name}: not a searched setting; searched: {', '.join(distributions)}")
+            if not contains(_optuna_distribution(distributions[name]), value):
+                raise SearchSpaceError(f"{where}.{name}: {value!r} lies outside search_space.{name}")
+    return tuple(dict(point) for point in points)
+
+
+def contains(distribution: BaseDistribution, value: Any) -> bool:
+    """Whether `value` is one `distribution` can propose (the same type for a choice, on the step for an int)."""
+    if isinstance(distribution, CategoricalDistribution):
+        return any(value == choice and type(value) is type(choice) for choice in distribution.choices)
+    if isinstance(distribution, IntDistribution):
+        return (isinstance(value, int) and not isinstance(value, bool) and distribution.low <= value <= distribution.high
+                and (value - distribution.low) % distribution.step == 0)
+    if isinstance(distribution, FloatDistribution):
+        return (isinstance(value, (int, float)) and not isinstance(value, bool)
+                and distribution.low <= value <= distribution.high)
+    return False
 
 
 def _validated_distribution(where: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -153,15 +197,15 @@ def _check_contains_baseline(where: str, name: str, kind: str, spec: dict[str, A
             inside = inside and (original - spec["low"]) % spec.get("step", 1) == 0
     if not inside:
         raise SearchSpaceError(
-            f"{where}: must include the original value {original!r}, which is evaluated as the first trial"
+            f"{where}: must include the original value {original!r}, the layout every point to evaluate starts from"
         )
 
 
-def _optuna_distribution(spec: dict[str, Any]) -> optuna.distributions.BaseDistribution:
+def _optuna_distribution(spec: dict[str, Any]) -> BaseDistribution:
     kind = spec["type"]
     if kind == "choice":
-        return optuna.distributions.CategoricalDistribution(spec["choices"])
+        return CategoricalDistribution(spec["choices"])
     if kind == "randint":
-        return optuna.distributions.IntDistribution(spec["low"], spec["high"], step=spec.get("step", 1))
-    return optuna.distributions.FloatDistribution(spec["low"], spec["high"], log=kind == "loguniform")
+        return IntDistribution(spec["low"], spec["high"], step=spec.get("step", 1))
+    return FloatDistribution(spec["low"], spec["high"], log=kind == "loguniform")
 

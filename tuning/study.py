@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import optuna
-from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from tuning.space import contains
 
 TUNE_TRIAL_ID_ATTR = "tune_trial_id"
 """User attribute of an Optuna trial: the Ray Tune trial it is (its folder and MLflow run carry the same id)."""
@@ -93,14 +95,16 @@ def check_exists(storage: optuna.storages.BaseStorage | None, url: str, name: st
 
 
 def create(
-    storage: optuna.storages.BaseStorage, name: str, direction: Literal["minimize", "maximize"], first_params: dict[str, Any], warm_start: WarmStart
+    storage: optuna.storages.BaseStorage, name: str, direction: Literal["minimize", "maximize"],
+    first_trials: list[dict[str, Any]], warm_start: WarmStart,
 ) -> optuna.Study:
-    """The search's study: warm-start trials added as they were, then `first_params` queued as the first
-    trial unless a warm-start trial already tried them."""
+    """The search's study: warm-start trials added as they were, then each of `first_trials` queued, in order,
+    unless a warm-start trial already tried it."""
     study = optuna.create_study(storage=storage, study_name=name, direction=direction)
     study.add_trials(warm_start.trials)
-    if all(trial.params != first_params for trial in warm_start.trials):
-        study.enqueue_trial(first_params)
+    for params in first_trials:
+        if all(trial.params != params for trial in warm_start.trials):
+            study.enqueue_trial(params)
     return study
 
 
@@ -126,17 +130,6 @@ def warm_start_trials(
 
 def _fits(params: dict[str, Any], distributions: dict[str, BaseDistribution], fixed: dict[str, Any]) -> bool:
     searched_inside = set(params) >= set(distributions) and all(
-        _contains(distribution, params[name]) for name, distribution in distributions.items()
+        contains(distribution, params[name]) for name, distribution in distributions.items()
     )
     return searched_inside and all(params[name] == value for name, value in fixed.items() if name in params)
-
-
-def _contains(distribution: BaseDistribution, value: Any) -> bool:
-    if isinstance(distribution, CategoricalDistribution):
-        return any(value == choice and type(value) is type(choice) for choice in distribution.choices)
-    if isinstance(distribution, IntDistribution):
-        return (isinstance(value, int) and distribution.low <= value <= distribution.high
-                and (value - distribution.low) % distribution.step == 0)
-    if isinstance(distribution, FloatDistribution):
-        return isinstance(value, (int, float)) and distribution.low <= value <= distribution.high
-    return False

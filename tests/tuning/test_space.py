@@ -30,12 +30,21 @@ def test_learning_rate_is_searched_on_a_log_scale() -> None:
     assert distribution.log and (distribution.low, distribution.high) == (1e-4, 1e-2)
 
 
+def test_points_to_evaluate_are_changes_to_the_original_layout_in_order(tmp_path: Path) -> None:
+    space = load_space(_write(tmp_path, _SPACE + "points_to_evaluate:\n  - {optimizer: sgd}\n  - {}\n  - {dropout_1: 0.4, optimizer: sgd}\n"))
+    assert space.first_trials() == [
+        {"dropout_1": 0.25, "optimizer": "sgd"}, {"dropout_1": 0.25, "optimizer": "adam"}, {"dropout_1": 0.4, "optimizer": "sgd"},
+    ]
+    assert load_space(_write(tmp_path, _SPACE)).first_trials() == [{"dropout_1": 0.25, "optimizer": "adam"}]
+
+
 def _write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "space.yaml"
     path.write_text(text)
     return path
 
 
+_SPACE = "search_space:\n  dropout_1: {type: uniform, low: 0.1, high: 0.5}\n  optimizer: {type: choice, choices: [adam, sgd]}\n  batch_size: 128\n"
 BAD_SPACES = {
     "unknown setting": ("search_space:\n  filterz: {type: choice, choices: [1]}\n", r"search_space.filterz: unknown setting"),
     "unknown type": ("search_space:\n  dropout_1: {type: normal, low: 0.1, high: 0.5}\n", r"search_space.dropout_1: type must be one of"),
@@ -49,7 +58,12 @@ BAD_SPACES = {
     "baseline outside": ("search_space:\n  filters_1: {type: choice, choices: [16, 64]}\n", r"must include the original value 32"),
     "step off the baseline": ("search_space:\n  dense_units: {type: randint, low: 100, high: 500, step: 100}\n", r"must include the original value 128"),
     "extra key": ("search_space:\n  dropout_1: {type: uniform, low: 0.1, high: 0.5, step: 2}\n", r"unknown key 'step' for uniform"),
-    "no search_space": ("space:\n  dropout_1: 0.3\n", r"expected exactly one top-level key 'search_space'"),
+    "no search_space": ("space:\n  dropout_1: 0.3\n", r"expected the top-level key 'search_space' and optionally 'points_to_evaluate'"),
+    "points not a list": (_SPACE + "points_to_evaluate: {dropout_1: 0.3}\n", r"points_to_evaluate must be a non-empty list"),
+    "point not a mapping": (_SPACE + "points_to_evaluate:\n  - 0.3\n", r"points_to_evaluate\[0\]: must be a mapping"),
+    "point of a fixed setting": (_SPACE + "points_to_evaluate:\n  - {}\n  - {batch_size: 64}\n", r"points_to_evaluate\[1\].batch_size: not a searched setting"),
+    "point outside its range": (_SPACE + "points_to_evaluate:\n  - {dropout_1: 0.9}\n", r"points_to_evaluate\[0\].dropout_1: 0.9 lies outside search_space.dropout_1"),
+    "point of the wrong type": (_SPACE + "points_to_evaluate:\n  - {optimizer: 3}\n", r"points_to_evaluate\[0\].optimizer: 3 lies outside"),
     "only fixed values": ("search_space:\n  dropout_1: 0.3\n", r"nothing to search"),
     "broken YAML": ("search_space:\n  dropout_1: {type: uniform, low: 0.1\n", r"line \d+: not valid YAML"),
 }

@@ -33,7 +33,7 @@ def _curve(config: dict) -> None:
 def _new_study(tmp_path: Path, name: str = "searched") -> tuple[str, optuna.storages.BaseStorage]:
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     storage = stored_study.open_storage(url)
-    stored_study.create(storage, name, "maximize", BASELINE, stored_study.WarmStart([], 0))
+    stored_study.create(storage, name, "maximize", [BASELINE], stored_study.WarmStart([], 0))
     return url, storage
 
 
@@ -125,8 +125,10 @@ def test_warm_start_keeps_the_trials_the_new_space_could_ask_for(tmp_path: Path)
     ]
     assert warm.skipped == 2  # quality 0.2 is outside the new range; depth 2 is not the new fixed depth
     assert all(trial.user_attrs[stored_study.WARM_START_SOURCE_ATTR] == "earlier" for trial in warm.trials)
-    seeded = stored_study.create(storage, "seeded", "maximize", {"quality": 0.5, "width": 16}, warm)
-    assert [trial.state for trial in seeded.trials] == [TrialState.COMPLETE, TrialState.PRUNED]  # baseline not queued twice
+    seeded = stored_study.create(storage, "seeded", "maximize", [{"quality": 0.5, "width": 16}, {"quality": 0.7, "width": 32}], warm)
+    # the first point to evaluate was already tried by the warm-start trials: only the second is queued
+    assert [trial.state for trial in seeded.trials] == [TrialState.COMPLETE, TrialState.PRUNED, TrialState.WAITING]
+    assert seeded.ask(narrower).params == {"quality": 0.7, "width": 32}
 
 
 @pytest.mark.parametrize(("url", "message"), [
@@ -153,7 +155,7 @@ def test_a_missing_study_database_is_checked_without_creating_it(tmp_path: Path)
 def test_a_restarted_study_database_costs_nothing() -> None:
     """The database goes down between two epochs and comes back: the searcher waits for it, nothing is lost."""
     with private_postgres() as database:
-        stored_study.create(stored_study.open_storage(database.url), "restarted", "maximize", BASELINE, stored_study.WarmStart([], 0))
+        stored_study.create(stored_study.open_storage(database.url), "restarted", "maximize", [BASELINE], stored_study.WarmStart([], 0))
         searcher = StoredStudySearcher(database.url, "restarted", SPACE, metric="val_accuracy", mode="max", max_epochs=2, seed=0)
         assert searcher.suggest("t1") == BASELINE
         searcher.on_trial_result("t1", {"val_accuracy": 0.5, "training_iteration": 1})
