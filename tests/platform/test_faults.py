@@ -11,6 +11,7 @@ import json
 import subprocess
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 import pytest
 
@@ -20,6 +21,7 @@ pytestmark = pytest.mark.docker
 SMALL_SEARCH = ["--storage-path", "/results", "--train-size", "4000", "--num-samples", "4", "--max-epochs", "2",
                 "--grace-period", "2", "--max-concurrent-trials", "3"]
 OUTAGE_S = 60
+T = TypeVar("T")
 
 
 def submit(name: str) -> str:
@@ -75,10 +77,20 @@ def assert_nothing_lost(name: str) -> None:
         assert steps == sorted(set(trials[run["info"]["run_name"]])) == list(range(1, len(steps) + 1)), (run["info"], steps)
 
 
-def test_mlflow_stopped_for_a_minute_mid_search_costs_nothing() -> None:
-    name = time.strftime("fault-mlflow-%H%M%S")
+def search_through(kind: str, fault: Callable[[str], T], epochs_before: int = 1) -> T:
+    """Submit a small search, apply `fault` to it (given its name) once `epochs_before` epochs are in, follow
+    the search to its end and check nothing was lost; returns what `fault` returned."""
+    name = time.strftime(f"fault-{kind}-%H%M%S")
     job_id = submit(name)
-    wait_for(lambda: epochs_so_far(name) >= 1, 600, "the search's first epoch")
+    wait_for(lambda: epochs_so_far(name) >= epochs_before, 600, "the search's first epochs")
+    outcome = fault(name)
+    finish(job_id)
+    assert_nothing_lost(name)
+    return outcome
+
+
+def stop_mlflow_for_a_while(name: str) -> None:
+    """Stop MLflow for OUTAGE_S; epochs must keep finishing meanwhile."""
     assert compose("stop", "mlflow").returncode == 0
     try:
         before = epochs_so_far(name)
@@ -87,34 +99,37 @@ def test_mlflow_stopped_for_a_minute_mid_search_costs_nothing() -> None:
     finally:
         assert compose("start", "mlflow").returncode == 0
     assert during > before, f"no epoch finished while MLflow was down ({before} before, {during} after {OUTAGE_S} s)"
-    finish(job_id)
-    assert_nothing_lost(name)
 
 
-def test_postgres_restarted_mid_search_costs_nothing() -> None:
-    name = time.strftime("fault-postgres-%H%M%S")
-    job_id = submit(name)
-    wait_for(lambda: epochs_so_far(name) >= 1, 600, "the search's first epoch")
+def restart_postgres(name: str) -> None:
+    """`docker-compose restart postgres`; PostgreSQL's log must show a clean shutdown and no crash recovery."""
     restarted = compose("restart", "postgres", timeout=120)
     assert restarted.returncode == 0, restarted.stderr
     (container,) = compose("ps", "-q", "postgres").stdout.split()
     logs = subprocess.run(["docker", "logs", "--since", "5m", container], capture_output=True, text=True, check=True)
     assert "database system was shut down at" in logs.stdout + logs.stderr, "PostgreSQL did not record a clean shutdown"
     assert "not properly shut down" not in logs.stdout + logs.stderr, "PostgreSQL stopped uncleanly"
-    finish(job_id)
-    assert_nothing_lost(name)
 
 
-def test_a_killed_ray_worker_costs_nothing_and_comes_back() -> None:
-    name = time.strftime("fault-worker-%H%M%S")
-    job_id = submit(name)
-    wait_for(lambda: epochs_so_far(name) >= 2, 600, "the search's first epochs")
+def kill_a_worker(name: str) -> str:
+    """SIGKILL a Ray worker container's main process from the host, as in a crash; returns the container."""
     worker = compose("ps", "-q", "ray-worker").stdout.split()[0]
     pid = subprocess.run(["docker", "inspect", "--format", "{{.State.Pid}}", worker], capture_output=True, text=True,
                          check=True).stdout.strip()
-    subprocess.run(["kill", "-9", pid], check=True)  # the container's main process dies, as in a crash
-    finish(job_id)
-    assert_nothing_lost(name)
+    subprocess.run(["kill", "-9", pid], check=True)
+    return worker
+
+
+def test_mlflow_stopped_for_a_minute_mid_search_costs_nothing() -> None:
+    search_through("mlflow", stop_mlflow_for_a_while)
+
+
+def test_postgres_restarted_mid_search_costs_nothing() -> None:
+    search_through("postgres", restart_postgres)
+
+
+def test_a_killed_ray_worker_costs_nothing_and_comes_back() -> None:
+    worker = search_through("worker", kill_a_worker, epochs_before=2)
     wait_for(lambda: container_state(worker)[0] == "healthy", 300, "the killed worker to come back healthy")
     assert int(container_state(worker)[1]) >= 1, "the worker came back by its restart policy"
 
