@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
+import keras
 
-from fmnist.data import load  # noqa: E402
-from fmnist.evaluation import evaluate  # noqa: E402
-from fmnist.model import ModelConfig, build, one_hot  # noqa: E402
+from fmnist.data import load
+from fmnist.evaluation import evaluate
+from fmnist.model import ModelConfig, build, one_hot
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "fashion-mnist"
 
@@ -35,7 +36,7 @@ def main() -> None:
     dataset = load(options.data_dir, download=False)
     config = ModelConfig.from_dict(json.loads(options.config))
     keras.utils.set_random_seed(0)
-    model = build(config)
+    model = build(config, training_steps=math.ceil(len(dataset.train) / config.batch_size) * options.epochs)
     targets = one_hot(dataset.train.labels)
     print(f"plain Keras fit of {config}, {len(dataset.train)} training images, test set of {len(dataset.test)}")
     print(f"{'epoch':>5} {'train s':>8} {'images/s':>9} {'test acc':>9}")

@@ -18,12 +18,12 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
 
-from fmnist.data import load, stratified_subset  # noqa: E402
-from fmnist.model import ModelConfig, build, one_hot  # noqa: E402
+from fmnist.data import load, stratified_subset
+from fmnist.model import ModelConfig, build, one_hot
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "fashion-mnist"
 
@@ -86,9 +86,9 @@ def images_per_second(variant: Variant, images: np.ndarray, targets: np.ndarray,
     model.jit_compile = variant.jit_compile
     if variant.tf_data:
         dataset = tf.data.Dataset.from_tensor_slices((images, targets)).batch(variant.batch_size).prefetch(2)
-        fit = lambda n: model.fit(dataset, epochs=n, verbose=0)  # noqa: E731
+        fit = lambda n: model.fit(dataset, epochs=n, verbose=0)
     else:
-        fit = lambda n: model.fit(images, targets, batch_size=variant.batch_size, epochs=n, verbose=0)  # noqa: E731
+        fit = lambda n: model.fit(images, targets, batch_size=variant.batch_size, epochs=n, verbose=0)
     fit(1)
     started = time.perf_counter()
     history = fit(epochs)
