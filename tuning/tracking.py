@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
 import urllib.error
 import urllib.request
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import mlflow
 from mlflow.data.numpy_dataset import from_numpy
 from mlflow.entities import DatasetInput, InputTag, Param
+from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_MAX_RETRIES
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
@@ -24,6 +29,10 @@ SEARCH_RUN_TAG = "fmnist.search"
 """Marks a search's parent run (its trial runs carry `mlflow.parentRunId` instead)."""
 
 
+SERVER_ERROR = re.compile(r"too many (5\d\d) error responses")
+"""How MLflow's client reports a request the server answered with HTTP 5xx (through urllib3's retries)."""
+
+
 class TrackingError(RuntimeError):
     """The MLflow tracking server cannot be used; the message names the URI."""
 
@@ -34,9 +43,26 @@ def check_server(tracking_uri: str) -> None:
         return
     _check_health(tracking_uri)
     try:
-        MlflowClient(tracking_uri).search_experiments(max_results=1)
+        with _without_retries():
+            MlflowClient(tracking_uri).search_experiments(max_results=1)
     except mlflow.exceptions.MlflowException as error:
         raise _tracking_error(tracking_uri, error) from None
+
+
+@contextlib.contextmanager
+def _without_retries() -> Iterator[None]:
+    """MLflow's client with one attempt per request: a server answering 5xx fails the check at once instead
+    of after minutes of backoff (MLflow retries those for the writes that follow)."""
+    name = MLFLOW_HTTP_REQUEST_MAX_RETRIES.name
+    previous = os.environ.get(name)
+    os.environ[name] = "0"
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ[name]
+        else:
+            os.environ[name] = previous
 
 
 def ensure_experiment(tracking_uri: str, experiment_name: str) -> str:
@@ -57,7 +83,12 @@ def _tracking_error(tracking_uri: str, error: mlflow.exceptions.MlflowException)
     if status in (401, 403):
         return TrackingError(f"--tracking-uri {tracking_uri}: MLflow refused the login (HTTP {status}); "
                              f"set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD")
-    return TrackingError(f"--tracking-uri {tracking_uri}: {str(error).splitlines()[0]}")
+    server_error = SERVER_ERROR.search(str(error))
+    if server_error:
+        return TrackingError(f"--tracking-uri {tracking_uri}: MLflow answered HTTP {server_error[1]}, a server error "
+                             f"(is its database up? its log says why)")
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return TrackingError(f"--tracking-uri {tracking_uri}: {first_line}")
 
 
 def start_parent_run(

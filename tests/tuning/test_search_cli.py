@@ -17,7 +17,14 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from tests.tuning.conftest import MlflowServer, free_port, run_module, running_mlflow_server, search_environment
+from tests.tuning.conftest import (
+    MlflowServer,
+    free_port,
+    private_postgres,
+    run_module,
+    running_mlflow_server,
+    search_environment,
+)
 from tuning.settings import SearchSettings, flag
 from tuning.study import TUNE_TRIAL_ID_ATTR, WARM_START_SOURCE_ATTR
 
@@ -166,6 +173,28 @@ def test_mlflow_refusing_the_login_is_named_and_nothing_is_written(tmp_path: Pat
             client = MlflowClient(uri)
             assert [experiment.name for experiment in client.search_experiments()] == ["Default"]
             assert client.search_runs(["0"]) == []
+
+
+def test_an_mlflow_answering_a_server_error_is_named_at_once_and_nothing_is_written(tmp_path: Path, shared_data_dir: Path) -> None:
+    """A real MLflow server whose PostgreSQL went down answers HTTP 500 or 503: one line within a minute, not
+    minutes of MLflow's retries."""
+    server_dir, workdir = tmp_path / "server", tmp_path / "search"
+    server_dir.mkdir()
+    workdir.mkdir()
+    with private_postgres() as database, running_mlflow_server(["--backend-store-uri", database.url],
+                                                               server_dir / "mlflow-server.log") as uri:
+        MlflowClient(uri).search_experiments()  # the server opens its store now, as one that has been up a while has
+        database.stop()
+        try:
+            started = time.monotonic()
+            finished = run_module("tuning.search", ["--tracking-uri", uri, "--data-dir", str(shared_data_dir)], cwd=workdir,
+                                  timeout=300)
+            waited = time.monotonic() - started
+        finally:
+            database.start()
+        _assert_refused_before_anything(finished, workdir, f"--tracking-uri {uri}: MLflow answered HTTP 5", "a server error")
+        assert waited < 60, f"the search took {waited:.0f} s to give up on an MLflow answering 500"
+        assert [experiment.name for experiment in MlflowClient(uri).search_experiments()] == ["Default"]
 
 
 def test_a_storage_path_that_cannot_be_written_is_named(tmp_path: Path, shared_data_dir: Path) -> None:
