@@ -1,7 +1,7 @@
 """fmnist-tune against the searchers users would pick instead: same data, space, model and wall-clock budget.
 
 Usage (needs the bench extra: pip install -e ".[bench]"):
-    python bench/compare_searchers.py --budget-s 1800 [--max-epochs 9] [--train-size N] [--targets 0.90,0.92]
+    python bench/compare_searchers.py --budget-s 1800 [--max-epochs 27] [--train-size N] [--targets 0.90,0.92]
 
 Runs, one after another and each alone on the machine, KerasTuner Hyperband, Optuna TPE with the
 MedianPruner, random search without early stopping, the original CNN trained by plain Keras without any
@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
+
+from tuning.settings import SearchSettings
 
 BENCH = Path(__file__).resolve().parent
 DEFAULT_DATA = BENCH.parents[1] / "shared" / "data" / "fashion-mnist"
@@ -168,7 +170,8 @@ def _percent(value: float | None) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--budget-s", type=float, default=1800, help="wall-clock budget of each searcher")
-    parser.add_argument("--max-epochs", type=int, default=9, help="epochs of a trial that is never stopped early")
+    parser.add_argument("--max-epochs", type=int, default=SearchSettings.max_epochs,
+                        help="epochs of a trial that is never stopped early (default: the search's)")
     parser.add_argument("--train-size", type=int, default=None, help="a class-balanced subset of the training file")
     parser.add_argument("--targets", type=lambda text: [float(value) for value in text.split(",")], default=[0.90, 0.92],
                         help="validation accuracies whose time to reach is reported (comma-separated)")

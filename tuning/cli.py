@@ -37,6 +37,8 @@ class Command:
         values["study_storage"] = resolve_study_storage(values.get("study_storage"))
         if "time_budget_s" in values:
             values.setdefault("num_samples", UNTIL_BUDGET)
+        if "max_epochs" in values:
+            values.setdefault("grace_period", min(DEFAULTS["grace_period"], values["max_epochs"]))
         values.setdefault("address", os.environ.get("RAY_ADDRESS"))
         settings = SearchSettings(name=self.name or datetime.now().strftime("fmnist-search-%Y%m%d-%H%M%S"), **values)
         settings.validate()

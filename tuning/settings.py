@@ -48,8 +48,11 @@ class SearchSettings:
     train_size: int | None = None
     validation_fraction: float = 0.1
     num_samples: int = 10
-    max_epochs: int = 9
-    grace_period: int = 1
+    max_epochs: int = 27
+    """Long enough for a cosine schedule to pay off: the original CNN with cosine over 20 epochs beats it
+    with a constant rate (docs/benchmarks.md); ASHA stops most trials long before."""
+    grace_period: int = 3
+    """ASHA's first rung; with a smaller --max-epochs and no --grace-period, that many epochs."""
     reduction_factor: float = 3.0
     max_concurrent_trials: int | None = None
     """None (`auto`): as many trials as the cluster's CPUs hold at `cpus_per_trial` each (1 thread per trial

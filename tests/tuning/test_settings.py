@@ -36,6 +36,15 @@ def test_smoke_test_is_a_preset_that_explicit_flags_override() -> None:
     assert new_settings("--smoke-test", "--train-size", "500").train_size == 500
 
 
+def test_a_short_max_epochs_brings_asha_s_first_rung_with_it_unless_the_rung_is_given() -> None:
+    assert (new_settings().max_epochs, new_settings().grace_period) == (27, 3)
+    assert new_settings("--max-epochs", "2").grace_period == 2
+    assert new_settings("--smoke-test").grace_period == 1
+    assert new_settings("--max-epochs", "12").grace_period == 3
+    with pytest.raises(SettingsError, match="--grace-period 5 cannot exceed --max-epochs 2"):
+        new_settings("--max-epochs", "2", "--grace-period", "5")
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
