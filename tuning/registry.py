@@ -82,15 +82,21 @@ def crown_best_version(model_name: str) -> str:
     """Point `champion` at the version with the best recorded test accuracy (the earliest of equals), then
     check and repeat until it stays. Every registration tags its version before calling this, so the last
     check to run sees every tag: two searches finishing at once leave the alias on the better model,
-    in whatever order their writes land."""
-    client = MlflowClient()
+    in whatever order their writes land. A set that the store refuses (the first two sets of the alias
+    racing to insert it) is tried again."""
+    client, refused = MlflowClient(), None
     for _ in range(CROWN_ATTEMPTS):
         best = _best_version(client, model_name)
-        client.set_registered_model_alias(model_name, CHAMPION_ALIAS, best)
+        try:
+            client.set_registered_model_alias(model_name, CHAMPION_ALIAS, best)
+        except mlflow.exceptions.RestException as error:  # two first sets of the alias at once: one insert loses
+            refused = error
+            continue
         champion = str(client.get_model_version_by_alias(model_name, CHAMPION_ALIAS).version)
         if _best_version(client, model_name) == best == champion:
             return best
-    raise RuntimeError(f"the {CHAMPION_ALIAS} alias of {model_name} kept changing under {CROWN_ATTEMPTS} attempts to set it")
+    raise RuntimeError(f"the {CHAMPION_ALIAS} alias of {model_name} kept changing under {CROWN_ATTEMPTS} attempts to set it"
+                       + (f" (last refusal: {str(refused).splitlines()[0]})" if refused else ""))
 
 
 def _best_version(client: MlflowClient, model_name: str) -> str:
