@@ -101,7 +101,7 @@ def load_space(path: str | Path = DEFAULT_SPACE_FILE) -> SearchSpace:
             fixed[name] = spec
     if not distributions:
         raise SearchSpaceError(f"{source}: search_space holds only fixed values; nothing to search")
-    points = _validated_points(source, document.get(POINTS_KEY, [{}]), distributions)
+    points = _validated_points(source, document.get(POINTS_KEY, list(SearchSpace.points_to_evaluate)), distributions)
     return SearchSpace(source, distributions, fixed, points)
 
 
