@@ -25,6 +25,13 @@ def test_default_space_covers_the_model_and_contains_the_baseline() -> None:
     assert set(baseline) == set(space.distributions)
 
 
+def test_default_search_starts_from_the_original_and_a_measured_good_point() -> None:
+    original, measured = load_space(DEFAULT_SPACE_FILE).first_trials()
+    assert original == load_space(DEFAULT_SPACE_FILE).baseline()
+    assert measured["lr_schedule"] == "cosine" and measured["filters_1"] > original["filters_1"]
+    assert {name for name in original if original[name] != measured[name]} >= {"optimizer", "learning_rate", "label_smoothing"}
+
+
 def test_learning_rate_is_searched_on_a_log_scale() -> None:
     distribution = load_space(DEFAULT_SPACE_FILE).optuna_distributions()["learning_rate"]
     assert distribution.log and (distribution.low, distribution.high) == (1e-4, 1e-2)
