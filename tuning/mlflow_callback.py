@@ -19,12 +19,10 @@ from mlflow.entities import DatasetInput, Metric
 from ray.tune.logger import LoggerCallback
 
 from tuning.confusion_images import epoch_artifact, epoch_image
-from tuning.mlflow_outbox import MlflowOutbox, TrialWrite
+from tuning.mlflow_outbox import STEP_METRIC, MlflowOutbox, TrialWrite
 
 if TYPE_CHECKING:
     from ray.tune.experiment import Trial
-
-STEP_KEY = "training_iteration"
 
 
 class MLflowTrialsCallback(LoggerCallback):
@@ -44,10 +42,11 @@ class MLflowTrialsCallback(LoggerCallback):
         self._outbox.put(TrialWrite(trial.trial_id, "start", (str(trial), params)))
 
     def log_trial_result(self, iteration: int, trial: Trial, result: dict) -> None:
-        self._outbox.put(TrialWrite(trial.trial_id, "metrics", numeric_metrics(result)))
+        epoch = int(result[STEP_METRIC])
+        self._outbox.put(TrialWrite(trial.trial_id, "metrics", numeric_metrics(result), epoch))
         image = epoch_image(trial.trial_id, result)
         if image is not None:
-            self._outbox.put(TrialWrite(trial.trial_id, "image", (epoch_artifact(result), image)))
+            self._outbox.put(TrialWrite(trial.trial_id, "image", (epoch_artifact(result), image), epoch))
 
     def log_trial_end(self, trial: Trial, failed: bool = False) -> None:
         self._outbox.put(TrialWrite(trial.trial_id, "end", "FAILED" if failed else "FINISHED"))
@@ -72,7 +71,7 @@ class MLflowTrialsCallback(LoggerCallback):
 
 def numeric_metrics(result: dict[str, Any]) -> list[Metric]:
     """The result's top-level numbers (booleans excluded) as MLflow metrics at step `training_iteration`."""
-    step, timestamp = int(result[STEP_KEY]), int(time.time() * 1000)
+    step, timestamp = int(result[STEP_METRIC]), int(time.time() * 1000)
     return [
         Metric(name, float(value), timestamp, step)
         for name, value in sorted(result.items())

@@ -6,7 +6,9 @@ metrics, images, the end of a run) go into this outbox instead and are sent in o
 which keeps retrying the oldest write until the server answers. What is still queued is saved with
 Tune's experiment state and sent after a resume. Sending twice loses nothing and duplicates nothing:
 a trial's run is looked up by its trial id before one is created, MLflow drops a metric identical to
-one it holds, and an image overwrites itself.
+one it holds, and an image overwrites itself. An epoch that Tune runs again (after a driver crash it
+restores each trial from its last saved experiment state, which can be an epoch behind what the trial
+reported) is not logged twice: the epochs a run already holds keep their first values.
 """
 
 from __future__ import annotations
@@ -25,17 +27,20 @@ from mlflow.tracking import MlflowClient
 from tuning.tracking import PARENT_RUN_TAG
 
 TRIAL_ID_TAG = "trial_id"
+STEP_METRIC = "training_iteration"
+"""Logged with every result at its own step: the last step of its history is the last epoch a run holds."""
 RETRY_AFTER_S = (1.0, 2.0, 5.0, 10.0)
 
 
 @dataclass(frozen=True)
 class TrialWrite:
     """One write for a trial's run. `start` carries (run name, params), `metrics` a list of Metric,
-    `image` (artifact file, image array), `end` the final status."""
+    `image` (artifact file, image array), `end` the final status; `epoch` is set for metrics and images."""
 
     trial_id: str
     kind: Literal["start", "metrics", "image", "end"]
     payload: Any
+    epoch: int | None = None
 
 
 class MlflowOutbox:
@@ -45,6 +50,8 @@ class MlflowOutbox:
         self._tracking_uri, self._experiment_id = tracking_uri, experiment_id
         self._parent_run_id, self._inputs = parent_run_id, inputs
         self._run_ids: dict[str, str] = {}
+        self._logged_epochs: dict[str, int] = {}
+        """Trial id -> the last epoch its run held when the trial (re)started: later writes up to it are replays."""
         self._pending: collections.deque[TrialWrite] = collections.deque()
         self._set_up_sender()
 
@@ -135,6 +142,8 @@ class MlflowOutbox:
         run_id = self.run_ids.get(write.trial_id)
         if run_id is None:
             return  # a trial whose start was never queued: nothing to write into
+        if write.epoch is not None and write.epoch <= self._logged_epochs.get(write.trial_id, 0):
+            return  # an epoch run again after a restore: the run keeps the first report of it
         if write.kind == "metrics":
             client.log_batch(run_id, metrics=write.payload)
         elif write.kind == "image":
@@ -148,6 +157,7 @@ class MlflowOutbox:
         run_id = self.run_ids.get(write.trial_id) or self._existing_run(client, write.trial_id)
         if run_id is not None:
             client.update_run(run_id, status="RUNNING")
+            self._logged_epochs[write.trial_id] = max((int(point.step) for point in client.get_metric_history(run_id, STEP_METRIC)), default=0)
         else:
             run_name, params = write.payload
             tags = {PARENT_RUN_TAG: self._parent_run_id, TRIAL_ID_TAG: write.trial_id, "trial_name": run_name}

@@ -6,6 +6,8 @@ with that epoch's value, this searcher tells Optuna what happened: a trial that 
 earlier (by ASHA or the time budget) is PRUNED at its last epoch, as Optuna's own pruners would leave
 it, so TPE does not learn from short-trained scores as if they were final. Every epoch's value is
 stored as an intermediate value, so optuna-dashboard shows where trials were cut while they run.
+An epoch reported twice (Tune runs it again when it restores a crashed driver's last saved state, which
+can lag what the trials reported) keeps its first value, as in MLflow, and never reopens a finished trial.
 """
 
 from __future__ import annotations
@@ -78,6 +80,9 @@ class StoredStudySearcher(Searcher):
         storage = self._open()[0]
         study_id = storage.get_study_id_from_name(self._study_name)
         storage_trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, number)
+        told = storage.get_trial(storage_trial_id)
+        if told.state.is_finished() or step in told.intermediate_values:
+            return  # an epoch Tune ran again after restoring a crashed driver's older state: its first report stands
         storage.set_trial_intermediate_value(storage_trial_id, step, value)
 
     def _tell_end(self, number: int, error: bool) -> None:

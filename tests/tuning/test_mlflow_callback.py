@@ -103,3 +103,35 @@ def test_writes_sent_again_after_a_resume_leave_one_run_and_one_point_per_epoch(
     assert len(runs) == 1 and runs[0].info.status == "FINISHED" and runs[0].data.params == {"seed": "2"}
     assert [(point.step, point.value) for point in client.get_metric_history(runs[0].info.run_id, "val_accuracy")] == [
         (1, 0.6), (2, 0.65)]
+
+
+def test_an_epoch_run_again_after_a_driver_crash_keeps_its_first_values(store: tuple[str, str, str]) -> None:
+    """Tune restored the trial from state saved before its epoch 2 was reported: epoch 2 comes again, with
+    other values. The run keeps one point per epoch, the first one, and its first confusion matrix."""
+    uri, experiment_id, parent_run_id = store
+    trial = Trial("train_cnn", config={"seed": 3}, trial_id="ddd00004", stub=True)
+    before = MLflowTrialsCallback(uri, experiment_id, parent_run_id, inputs=[])
+    before.log_trial_start(trial)
+    saved_state = pickle.loads(pickle.dumps(before.get_state()))
+    before.log_trial_result(1, trial, _result(1, 0.6))
+    before.log_trial_result(2, trial, _result(2, 0.65))
+    assert before.flush(timeout_s=60)
+    run_id = before.run_ids[trial.trial_id]
+    client = MlflowClient(uri)
+    first_image = client.download_artifacts(run_id, "confusion_matrix/epoch_002.png", str(Path(uri[len("sqlite:///"):]).parent))
+    first_image_bytes = Path(first_image).read_bytes()
+
+    after = MLflowTrialsCallback(uri, experiment_id, parent_run_id, inputs=[])
+    after.set_state(saved_state)
+    after.log_trial_start(trial)
+    replay = {**_result(2, 0.55), CONFUSION_MATRIX_KEY: json.dumps((np.eye(10, dtype=int) * 7).tolist())}
+    after.log_trial_result(2, trial, replay)
+    after.log_trial_result(3, trial, _result(3, 0.7))
+    after.log_trial_end(trial)
+    assert after.flush(timeout_s=60)
+
+    assert [(point.step, point.value) for point in client.get_metric_history(run_id, "val_accuracy")] == [
+        (1, 0.6), (2, 0.65), (3, 0.7)]
+    again = client.download_artifacts(run_id, "confusion_matrix/epoch_002.png", str(Path(uri[len("sqlite:///"):]).parent / "again"))
+    assert Path(again).read_bytes() == first_image_bytes
+    assert client.get_run(run_id).info.status == "FINISHED"

@@ -104,6 +104,30 @@ def test_restored_searcher_keeps_its_trials_and_fails_orphans(tmp_path: Path) ->
     assert trials[1].state == TrialState.FAIL
 
 
+def test_epochs_run_again_after_a_driver_crash_keep_their_first_values(tmp_path: Path) -> None:
+    """Tune restores a crashed driver's last saved state, which can be an epoch behind what the trials
+    reported: it runs those epochs again, even for a trial the study already holds as finished."""
+    url, storage = _new_study(tmp_path)
+    searcher = StoredStudySearcher(url, "searched", SPACE, metric="val_accuracy", mode="max", max_epochs=EPOCHS, seed=0)
+    searcher.suggest("finished_before_the_crash")
+    searcher.suggest("running_at_the_crash")
+    for epoch in range(1, EPOCHS):
+        searcher.on_trial_result("finished_before_the_crash", {"val_accuracy": 0.5 + epoch / 10, "training_iteration": epoch})
+    searcher.on_trial_complete("finished_before_the_crash", {"val_accuracy": 0.9, "training_iteration": EPOCHS})
+    searcher.on_trial_result("running_at_the_crash", {"val_accuracy": 0.3, "training_iteration": 1})
+    searcher.on_trial_result("running_at_the_crash", {"val_accuracy": 0.4, "training_iteration": 2})
+
+    replayed = pickle.loads(pickle.dumps(searcher))
+    replayed.on_trial_result("finished_before_the_crash", {"val_accuracy": 0.85, "training_iteration": EPOCHS})
+    replayed.on_trial_complete("finished_before_the_crash", {"val_accuracy": 0.85, "training_iteration": EPOCHS})
+    replayed.on_trial_result("running_at_the_crash", {"val_accuracy": 0.35, "training_iteration": 2})
+    replayed.on_trial_complete("running_at_the_crash", {"val_accuracy": 0.45, "training_iteration": 3})
+    finished, running = optuna.load_study(study_name="searched", storage=storage).trials
+    assert finished.state == TrialState.COMPLETE and finished.value == 0.9
+    assert finished.intermediate_values == {1: 0.6, 2: 0.7, 3: 0.8, 4: 0.9}
+    assert running.state == TrialState.PRUNED and running.intermediate_values == {1: 0.3, 2: 0.4, 3: 0.45}
+
+
 def test_warm_start_keeps_the_trials_the_new_space_could_ask_for(tmp_path: Path) -> None:
     storage = stored_study.open_storage(f"sqlite:///{tmp_path / 'optuna.db'}")
     earlier = optuna.create_study(storage=storage, study_name="earlier", direction="maximize")
