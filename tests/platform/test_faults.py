@@ -24,9 +24,9 @@ OUTAGE_S = 60
 T = TypeVar("T")
 
 
-def submit(name: str) -> str:
+def submit(name: str, search_args: list[str] = SMALL_SEARCH) -> str:
     """Submit the search `name` as a Ray job; returns the job id (`submitted <id>; ...`)."""
-    submitted = compose("exec", "-T", "ray-head", "python", "-m", "tuning.jobs", "submit", "--", *SMALL_SEARCH, "--name", name)
+    submitted = compose("exec", "-T", "ray-head", "python", "-m", "tuning.jobs", "submit", "--", *search_args, "--name", name)
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr
     return submitted.stdout.split()[1].rstrip(";")
 
@@ -118,6 +118,42 @@ def kill_a_worker(name: str) -> str:
                          check=True).stdout.strip()
     subprocess.run(["kill", "-9", pid], check=True)
     return worker
+
+
+def kill_the_driver(name: str) -> None:
+    """SIGKILL the search's driver (the job's `python -m tuning.search` process on the head), as in a crash."""
+    code = ("import os, signal\n"
+            "for pid in filter(str.isdigit, os.listdir('/proc')):\n"
+            "    try: argv = open(f'/proc/{pid}/cmdline', 'rb').read().split(b'\\0')\n"
+            "    except OSError: continue\n"
+            f"    if b'tuning.search' in argv and {name.encode()!r} in argv: os.kill(int(pid), signal.SIGKILL); print(pid)\n")
+    killed = compose("exec", "-T", "ray-head", "python", "-c", code)
+    assert killed.returncode == 0 and killed.stdout.split(), f"no driver of {name} found: {killed.stdout}{killed.stderr}"
+
+
+def job_status(job_id: str) -> str:
+    return compose("exec", "-T", "ray-head", "python", "-m", "tuning.jobs", "status", job_id).stdout
+
+
+def study_trial_states(name: str) -> list[str]:
+    """The states of the search's Optuna trials, as optuna-dashboard reads them from PostgreSQL."""
+    summaries = http_json(url("OPTUNA_DASHBOARD_PORT", "8080", "/api/studies"))["study_summaries"]
+    (study_id,) = [summary["study_id"] for summary in summaries if summary["study_name"] == name]
+    return [trial["state"] for trial in http_json(url("OPTUNA_DASHBOARD_PORT", "8080", f"/api/studies/{study_id}"))["trials"]]
+
+
+def test_a_driver_killed_mid_search_resumes_with_nothing_lost() -> None:
+    name = time.strftime("fault-driver-%H%M%S")
+    job_id = submit(name)
+    wait_for(lambda: epochs_so_far(name) >= 1, 600, "the search's first epoch")
+    kill_the_driver(name)
+    wait_for(lambda: "FAILED" in job_status(job_id), 120, "the killed driver's job to end as FAILED")
+    finish(submit(name, ["--resume", "--storage-path", "/results"]))
+    assert_nothing_lost(name)
+    states = study_trial_states(name)
+    finished = [state for state in states if state in ("Complete", "Pruned")]
+    assert len(finished) == len(tune_epochs(name)) == 4, states  # the same study: one finished Optuna trial per Tune trial
+    assert set(states) <= {"Complete", "Pruned", "Fail"}, states  # at most an orphan asked for and never started, marked FAIL
 
 
 def test_mlflow_stopped_for_a_minute_mid_search_costs_nothing() -> None:
