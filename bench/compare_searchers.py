@@ -8,7 +8,7 @@ MedianPruner, random search without early stopping, the original CNN trained by 
 search (bench/peer_searchers.py) and `python -m tuning.search --time-budget-s` (embedded defaults:
 local Ray, SQLite MLflow and Optuna).
 Reads every searcher's best validation accuracy so far over wall time, counted from its launch, and
-prints it at 5, 10, 20, 30 and 60 minutes (those within the budget) and at the budget's end, the times
+prints it at 5, 10, 20, 30, 40, 50 and 60 minutes (those within the budget) and at the budget's end, the times
 to reach --targets, the number of trials and the test accuracy of its best model (a peer's best epoch, the
 search's registered champion). Plots the curves to --plot.
 """
@@ -33,7 +33,7 @@ BENCH = Path(__file__).resolve().parent
 DEFAULT_DATA = BENCH.parents[1] / "shared" / "data" / "fashion-mnist"
 PEERS = ("kerastuner", "optuna", "random", "original")
 SEARCHERS = ("fmnist-tune", *PEERS)
-READ_AT_MINUTES = (5, 10, 20, 30, 60)
+READ_AT_MINUTES = (5, 10, 20, 30, 40, 50, 60)
 END_GRACE_S = 600
 """Time a searcher may take after its budget to finish what it started (the search's test evaluation and registration)."""
 
@@ -46,7 +46,7 @@ class Curve:
     launched: float
     epochs: list[tuple[float, float, str]]
     test_accuracy: float | None
-    steal: float
+    steal: float | None
 
     def best_by(self, seconds: float) -> float | None:
         """Best validation accuracy of the epochs finished within `seconds` of launch."""
@@ -96,15 +96,25 @@ def run_fmnist_tune(workdir: Path, options: argparse.Namespace) -> Curve:
         command += ["--train-size", str(options.train_size)]
     environment = {key: value for key, value in os.environ.items() if key not in ("MLFLOW_TRACKING_URI", "OPTUNA_STORAGE", "RAY_ADDRESS")}
     subprocess.run(command, cwd=workdir, env=environment, check=True, stdout=subprocess.DEVNULL, timeout=options.budget_s + END_GRACE_S)
-    steal = steal_since(counters)
+    return finished_search_curve(workdir / "results" / "compare", f"sqlite:///{workdir / 'mlflow.db'}", "compare",
+                                 launched, steal_since(counters))
+
+
+def finished_search_curve(
+    experiment_dir: Path, tracking_uri: str, name: str, launched: float | None = None, steal: float | None = None
+) -> Curve:
+    """A search's epochs from Tune's results in `experiment_dir`, its champion's test accuracy from its MLflow
+    parent run; time zero is `launched`, else that run's start."""
+    mlflow.set_tracking_uri(tracking_uri)
+    parents = mlflow.search_runs(experiment_names=["fmnist-tune"], filter_string=f"tags.mlflow.runName = '{name}'", output_format="list")
+    if launched is None:
+        launched = parents[0].info.start_time / 1000
     epochs = [
         (result["timestamp"] - launched, result["val_accuracy"], result["trial_id"])
-        for path in (workdir / "results" / "compare").glob("train_cnn_*/result.json")
+        for path in experiment_dir.glob("train_cnn_*/result.json")
         for result in map(json.loads, path.read_text().splitlines())
     ]
-    mlflow.set_tracking_uri(f"sqlite:///{workdir / 'mlflow.db'}")
-    parent = mlflow.search_runs(experiment_names=["fmnist-tune"], filter_string="tags.mlflow.runName = 'compare'", output_format="list")
-    return Curve(launched, sorted(epochs), parent[0].data.metrics.get("test_accuracy") if parent else None, steal)
+    return Curve(launched, sorted(epochs), parents[0].data.metrics.get("test_accuracy") if parents else None, steal)
 
 
 def _test_accuracy_of_saved_model(path: Path, data_dir: str) -> float | None:
@@ -129,7 +139,7 @@ def print_table(curves: dict[str, Curve], options: argparse.Namespace) -> None:
         cells = "".join(f"{_percent(curve.best_by(seconds)):>9}" for seconds in readings)
         times = "".join(f"{_minutes(curve.time_to(target), options.budget_s):>10}" for target in options.targets)
         print(f"{name:<12}{cells}{times}  {curve.trials_by(options.budget_s):>6}  {_percent(curve.test_accuracy):>8}  "
-              f"{curve.steal:>5.0%}")
+              f"{'-' if curve.steal is None else format(curve.steal, '.0%'):>5}")
 
 
 def plot(curves: dict[str, Curve], options: argparse.Namespace) -> None:
