@@ -243,3 +243,40 @@ def test_services_run_as_non_root(search_output: str) -> None:
         finished = compose("exec", "-T", "--index=1", service, "id", "-u")
         assert finished.returncode == 0 and finished.stdout.strip() != "0", (service, finished.stdout, finished.stderr)
     assert compose("exec", "-T", "postgres", "id", "-un").stdout.strip() == "postgres"
+
+
+def platform_inventory() -> dict[str, object]:
+    """What a user keeps on the platform: MLflow's runs (status and latest metrics), the model's versions and
+    aliases, each Optuna study's trials, and TensorBoard's runs."""
+    api, login = url("MLFLOW_PORT", "5000", "/api/2.0/mlflow"), mlflow_login()
+    experiment_id = http_json(f"{api}/experiments/get-by-name?experiment_name=fmnist-tune", headers=login)["experiment"]["experiment_id"]
+    runs = http_json(f"{api}/runs/search", {"experiment_ids": [experiment_id], "max_results": 1000}, login)["runs"]
+    versions = http_json(f"{api}/model-versions/search?filter=name%3D%27fmnist-cnn%27", headers=login)["model_versions"]
+    model = http_json(f"{api}/registered-models/get?name=fmnist-cnn", headers=login)["registered_model"]
+    studies = http_json(url("OPTUNA_DASHBOARD_PORT", "8080", "/api/studies"))["study_summaries"]
+    return {
+        "runs": sorted((run["info"]["run_id"], run["info"]["status"], json.dumps(run["data"].get("metrics", []), sort_keys=True))
+                       for run in runs),
+        "versions": sorted((version["version"], version["run_id"]) for version in versions),
+        "aliases": sorted((alias["alias"], alias["version"]) for alias in model.get("aliases", [])),
+        "studies": sorted((study["study_name"], len(http_json(url("OPTUNA_DASHBOARD_PORT", "8080", f"/api/studies/{study['study_id']}"))["trials"]))
+                          for study in studies),
+        "tensorboard runs": sorted(http_json(url("TENSORBOARD_PORT", "6006", "/data/runs"))),
+    }
+
+
+def test_a_full_platform_restart_keeps_every_run_model_study_and_log(search_output: str) -> None:
+    """`make stop` then `make start` (what they run): the named volumes keep everything. Runs last: it restarts every service."""
+    before = platform_inventory()
+    assert before["runs"] and before["versions"] and before["aliases"] and before["studies"] and before["tensorboard runs"]
+    stopped = compose("--profile", "serve", "down")
+    assert stopped.returncode == 0, stopped.stderr[-2000:]
+    started = compose("up", "-d", "--scale", "ray-worker=2")
+    assert started.returncode == 0, started.stderr[-2000:]
+    healthy = subprocess.run(["bash", "platform/wait-healthy.sh", "300"], cwd=REPOSITORY, capture_output=True, text=True, check=False)
+    assert healthy.returncode == 0, healthy.stdout + healthy.stderr
+    deadline = time.monotonic() + 180  # TensorBoard lists runs as it reloads the logs
+    while (after := platform_inventory()) != before and time.monotonic() < deadline:
+        time.sleep(5)
+    for part, kept in before.items():
+        assert after[part] == kept, f"{part} changed across the restart"
