@@ -12,6 +12,7 @@ targets (driver <= 1 GB, trial <= 1.5 GB).
 
 Example:
     python bench/search_overhead.py --train-size 12000 --epochs 4 --memory-run
+    python bench/search_overhead.py --train-size 0 --epochs 4      # full-length epochs, as a real search has
 """
 
 from __future__ import annotations
@@ -107,15 +108,16 @@ def search(workdir: Path, name: str, arguments: list[str]) -> tuple[float, list[
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--train-size", type=int, default=12000)
+    parser.add_argument("--train-size", type=int, default=12000, help="0: the whole training file (54,000 train images)")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--memory-run", action="store_true", help="also 2 concurrent trials on the full data")
     options = parser.parse_args()
 
     bare = bare_epochs(options.train_size, options.epochs)
     with tempfile.TemporaryDirectory(prefix="search-overhead-") as scratch:
+        data_slice = ["--train-size", str(options.train_size)] if options.train_size else []
         wall, results, memory = search(Path(scratch), "overhead", [
-            "--train-size", str(options.train_size), "--num-samples", "1", "--max-epochs", str(options.epochs),
+            *data_slice, "--num-samples", "1", "--max-epochs", str(options.epochs),
             "--cpus-per-trial", "2", "--max-concurrent-trials", "1", "--seed", "0"])
         trial = [result["time_this_iter_s"] for result in sorted(results, key=lambda result: result["training_iteration"])]
         images = results[0]["train_images"]
