@@ -134,11 +134,12 @@ def print_table(curves: dict[str, Curve], options: argparse.Namespace) -> None:
     header = "".join(f"{f'{seconds / 60:g} min':>9}" for seconds in readings)
     print(f"\nbest validation accuracy so far (budget {options.budget_s / 60:g} min each, max {options.max_epochs} epochs a trial)")
     targets = "".join(f"{'to ' + format(target, '.0%'):>10}" for target in options.targets)
-    print(f"{'searcher':<12}{header}{targets}  {'trials':>6}  {'test acc':>8}  {'steal':>5}")
+    width = max(12, *(len(name) + 2 for name in curves))
+    print(f"{'searcher':<{width}}{header}{targets}  {'trials':>6}  {'test acc':>8}  {'steal':>5}")
     for name, curve in curves.items():
         cells = "".join(f"{_percent(curve.best_by(seconds)):>9}" for seconds in readings)
         times = "".join(f"{_minutes(curve.time_to(target), options.budget_s):>10}" for target in options.targets)
-        print(f"{name:<12}{cells}{times}  {curve.trials_by(options.budget_s):>6}  {_percent(curve.test_accuracy):>8}  "
+        print(f"{name:<{width}}{cells}{times}  {curve.trials_by(options.budget_s):>6}  {_percent(curve.test_accuracy):>8}  "
               f"{'-' if curve.steal is None else format(curve.steal, '.0%'):>5}")
 
 
