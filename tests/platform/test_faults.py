@@ -103,12 +103,19 @@ def stop_mlflow_for_a_while(name: str) -> None:
 
 def restart_postgres(name: str) -> None:
     """`docker-compose restart postgres`; PostgreSQL's log must show a clean shutdown and no crash recovery."""
+    since = str(int(time.time()) - 1)
     restarted = compose("restart", "postgres", timeout=120)
     assert restarted.returncode == 0, restarted.stderr
     (container,) = compose("ps", "-q", "postgres").stdout.split()
-    logs = subprocess.run(["docker", "logs", "--since", "5m", container], capture_output=True, text=True, check=True)
-    assert "database system was shut down at" in logs.stdout + logs.stderr, "PostgreSQL did not record a clean shutdown"
-    assert "not properly shut down" not in logs.stdout + logs.stderr, "PostgreSQL stopped uncleanly"
+
+    def log_since_restart() -> str:
+        logs = subprocess.run(["docker", "logs", "--since", since, container], capture_output=True, text=True, check=True)
+        return logs.stdout + logs.stderr
+
+    wait_for(lambda: "ready to accept connections" in log_since_restart(), 120, "PostgreSQL to start again")
+    log = log_since_restart()
+    assert "database system is shut down" in log and "database system was shut down at" in log, f"no clean shutdown: {log[-1500:]}"
+    assert "not properly shut down" not in log, "PostgreSQL stopped uncleanly"
 
 
 def kill_a_worker(name: str) -> str:
