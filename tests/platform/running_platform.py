@@ -55,3 +55,14 @@ def http_status(url: str, headers: dict[str, str] | None = None) -> int:
         return error.code
     except OSError:  # not listening yet: refused, or reset by docker's port proxy
         return 0
+
+
+def dashboard_studies() -> dict[str, int]:
+    """Study name -> study id, as optuna-dashboard reads them from the platform's PostgreSQL."""
+    summaries = http_json(url("OPTUNA_DASHBOARD_PORT", "8080", "/api/studies"))["study_summaries"]
+    return {summary["study_name"]: summary["study_id"] for summary in summaries}
+
+
+def dashboard_study(name: str) -> dict:
+    """One stored study as optuna-dashboard's API shows it: its trials with their states and intermediate values."""
+    return http_json(url("OPTUNA_DASHBOARD_PORT", "8080", f"/api/studies/{dashboard_studies()[name]}"))

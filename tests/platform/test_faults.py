@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import pytest
 
-from tests.platform.running_platform import compose, http_json, http_status, mlflow_login, url
+from tests.platform.running_platform import compose, dashboard_study, http_json, http_status, mlflow_login, url
 
 pytestmark = pytest.mark.docker
 SMALL_SEARCH = ["--storage-path", "/results", "--train-size", "4000", "--num-samples", "4", "--max-epochs", "2",
@@ -142,13 +142,6 @@ def job_status(job_id: str) -> str:
     return compose("exec", "-T", "ray-head", "python", "-m", "tuning.jobs", "status", job_id).stdout
 
 
-def study_trial_states(name: str) -> list[str]:
-    """The states of the search's Optuna trials, as optuna-dashboard reads them from PostgreSQL."""
-    summaries = http_json(url("OPTUNA_DASHBOARD_PORT", "8080", "/api/studies"))["study_summaries"]
-    (study_id,) = [summary["study_id"] for summary in summaries if summary["study_name"] == name]
-    return [trial["state"] for trial in http_json(url("OPTUNA_DASHBOARD_PORT", "8080", f"/api/studies/{study_id}"))["trials"]]
-
-
 def test_a_driver_killed_mid_search_resumes_with_nothing_lost() -> None:
     name = time.strftime("fault-driver-%H%M%S")
     job_id = submit(name)
@@ -157,7 +150,7 @@ def test_a_driver_killed_mid_search_resumes_with_nothing_lost() -> None:
     wait_for(lambda: "FAILED" in job_status(job_id), 120, "the killed driver's job to end as FAILED")
     finish(submit(name, ["--resume", "--storage-path", "/results"]))
     assert_nothing_lost(name)
-    states = study_trial_states(name)
+    states = [trial["state"] for trial in dashboard_study(name)["trials"]]
     finished = [state for state in states if state in ("Complete", "Pruned")]
     assert len(finished) == len(tune_epochs(name)) == 4, states  # the same study: one finished Optuna trial per Tune trial
     assert set(states) <= {"Complete", "Pruned", "Fail"}, states  # at most an orphan asked for and never started, marked FAIL

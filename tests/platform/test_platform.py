@@ -18,7 +18,16 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPOSITORY
-from tests.platform.running_platform import compose, http_json, http_status, mlflow_login, settings, url
+from tests.platform.running_platform import (
+    compose,
+    dashboard_studies,
+    dashboard_study,
+    http_json,
+    http_status,
+    mlflow_login,
+    settings,
+    url,
+)
 
 pytestmark = pytest.mark.docker
 SEARCH_NAME = time.strftime("platform-test-%Y%m%d-%H%M%S")
@@ -74,9 +83,7 @@ def test_a_search_job_stops_on_request(search_output: str) -> None:
 
 
 def test_optuna_dashboard_shows_the_stored_study(search_output: str) -> None:
-    summaries = http_json(url("OPTUNA_DASHBOARD_PORT", "8080", "/api/studies"))["study_summaries"]
-    study_id = next(summary["study_id"] for summary in summaries if summary["study_name"] == SEARCH_NAME)
-    study = http_json(url("OPTUNA_DASHBOARD_PORT", "8080", f"/api/studies/{study_id}"))
+    study = dashboard_study(SEARCH_NAME)
     assert len(study["trials"]) == TRIALS and study["has_intermediate_values"]
     states = [trial["state"] for trial in study["trials"]]
     assert all(state in ("Complete", "Pruned") for state in states), states
@@ -253,14 +260,12 @@ def platform_inventory() -> dict[str, object]:
     runs = http_json(f"{api}/runs/search", {"experiment_ids": [experiment_id], "max_results": 1000}, login)["runs"]
     versions = http_json(f"{api}/model-versions/search?filter=name%3D%27fmnist-cnn%27", headers=login)["model_versions"]
     model = http_json(f"{api}/registered-models/get?name=fmnist-cnn", headers=login)["registered_model"]
-    studies = http_json(url("OPTUNA_DASHBOARD_PORT", "8080", "/api/studies"))["study_summaries"]
     return {
         "runs": sorted((run["info"]["run_id"], run["info"]["status"], json.dumps(run["data"].get("metrics", []), sort_keys=True))
                        for run in runs),
         "versions": sorted((version["version"], version["run_id"]) for version in versions),
         "aliases": sorted((alias["alias"], alias["version"]) for alias in model.get("aliases", [])),
-        "studies": sorted((study["study_name"], len(http_json(url("OPTUNA_DASHBOARD_PORT", "8080", f"/api/studies/{study['study_id']}"))["trials"]))
-                          for study in studies),
+        "studies": sorted((name, len(dashboard_study(name)["trials"])) for name in dashboard_studies()),
         "tensorboard runs": sorted(http_json(url("TENSORBOARD_PORT", "6006", "/data/runs"))),
     }
 
