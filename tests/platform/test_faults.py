@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import pytest
 
-from tests.platform.running_platform import compose, dashboard_study, http_json, http_status, mlflow_login, url
+from tests.platform.running_platform import compose, dashboard_study, http_json, http_status, mlflow_login, settings, url
 
 pytestmark = pytest.mark.docker
 SMALL_SEARCH = ["--storage-path", "/results", "--train-size", "4000", "--num-samples", "4", "--max-epochs", "2",
@@ -142,18 +142,51 @@ def job_status(job_id: str) -> str:
     return compose("exec", "-T", "ray-head", "python", "-m", "tuning.jobs", "status", job_id).stdout
 
 
-def test_a_driver_killed_mid_search_resumes_with_nothing_lost() -> None:
-    name = time.strftime("fault-driver-%H%M%S")
-    job_id = submit(name)
-    wait_for(lambda: epochs_so_far(name) >= 1, 600, "the search's first epoch")
-    kill_the_driver(name)
-    wait_for(lambda: "FAILED" in job_status(job_id), 120, "the killed driver's job to end as FAILED")
+def resume_with_nothing_lost(name: str) -> None:
+    """`--resume` the search `name` as a new job: it must finish with nothing lost, in the same Optuna study."""
     finish(submit(name, ["--resume", "--storage-path", "/results"]))
     assert_nothing_lost(name)
     states = [trial["state"] for trial in dashboard_study(name)["trials"]]
     finished = [state for state in states if state in ("Complete", "Pruned")]
     assert len(finished) == len(tune_epochs(name)) == 4, states  # the same study: one finished Optuna trial per Tune trial
     assert set(states) <= {"Complete", "Pruned", "Fail"}, states  # at most an orphan asked for and never started, marked FAIL
+
+
+def alive_ray_nodes() -> int:
+    """The Ray nodes the head counts alive, from its dashboard's API (0 while it cannot answer).
+
+    An HTTP request, not a `ray.init` on the head: the nodes rejoining must not compete with the test for CPU."""
+    try:
+        summary = http_json(url("RAY_DASHBOARD_PORT", "8265", "/nodes?view=summary"),
+                            headers={"Authorization": f"Bearer {settings()['RAY_AUTH_TOKEN']}"})["data"]["summary"]
+    except (OSError, ValueError, KeyError):
+        return 0
+    return sum(node["raylet"]["state"] == "ALIVE" for node in summary)
+
+
+def test_a_driver_killed_mid_search_resumes_with_nothing_lost() -> None:
+    name = time.strftime("fault-driver-%H%M%S")
+    job_id = submit(name)
+    wait_for(lambda: epochs_so_far(name) >= 1, 600, "the search's first epoch")
+    kill_the_driver(name)
+    wait_for(lambda: "FAILED" in job_status(job_id), 120, "the killed driver's job to end as FAILED")
+    resume_with_nothing_lost(name)
+
+
+def test_a_restarted_ray_head_loses_the_driver_and_resume_loses_nothing() -> None:
+    """The head holds the GCS and the job's driver: both die with it. The workers rejoin the new head by
+    themselves, and `--resume` from the results volume finishes the search."""
+    name = time.strftime("fault-head-%H%M%S")
+    submit(name)
+    wait_for(lambda: epochs_so_far(name) >= 1, 600, "the search's first epoch")
+    epochs_before, restarted_at = epochs_so_far(name), time.monotonic()
+    assert compose("restart", "ray-head", timeout=300).returncode == 0
+    wait_for(lambda: alive_ray_nodes() == 3, 600, "the head and both workers to form the cluster again")
+    print(f"\nthe cluster was whole again {time.monotonic() - restarted_at:.0f} s after the restart began; "
+          f"{epochs_before} epochs were in")
+    resume_with_nothing_lost(name)
+    replayed = sum(len(epochs) - len(set(epochs)) for epochs in tune_epochs(name).values())
+    print(f"epochs run again after the resume: {replayed}")
 
 
 def test_mlflow_stopped_for_a_minute_mid_search_costs_nothing() -> None:
