@@ -94,6 +94,7 @@ def build_parser() -> OneLineErrorParser:
     setting(search, "gpus_per_trial", "GPUs reserved by each trial", type=float)
     setting(search, "time_budget_s", "stop starting and running trials after this many seconds", type=float)
     setting(search, "seed", "seed of the TPE sampler, the split and the trials", type=int)
+    setting(search, "startup_trials", "trials TPE proposes at random before it models the results", type=int)
     setting(search, "metric", "validation metric to select on (loss is minimised, the rest maximised)",
             choices=objective.SELECTABLE_METRICS)
     setting(search, "max_failures", "restarts of a failed trial, from its last checkpoint (-1: no limit)", type=int)

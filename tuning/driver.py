@@ -152,6 +152,7 @@ def _new_tuner(
     searcher = StoredStudySearcher(
         settings.study_storage, settings.name, space.optuna_distributions(),
         metric=settings.metric, mode=settings.mode, max_epochs=settings.max_epochs, seed=settings.seed,
+        startup_trials=settings.startup_trials,
     )
     scheduler = ASHAScheduler(
         time_attr="training_iteration", max_t=settings.max_epochs,

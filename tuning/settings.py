@@ -61,6 +61,10 @@ class SearchSettings:
     gpus_per_trial: float = 0.0
     time_budget_s: float | None = None
     seed: int = 0
+    startup_trials: int = 4
+    """Trials TPE proposes at random before it models the results (Optuna's `n_startup_trials`, default 10); the
+    points to evaluate count among them. A 60-minute search on 2 cores runs 8-18 trials: with Optuna's 10, most
+    of them were random (docs/benchmarks.md)."""
     metric: str = "val_accuracy"
     warm_start: tuple[str, ...] = ()
     max_failures: int = 2
@@ -103,6 +107,7 @@ class SearchSettings:
         if self.max_concurrent_trials is not None:
             _at_least("max_concurrent_trials", self.max_concurrent_trials, 1)
         _at_least("seed", self.seed, 0)
+        _at_least("startup_trials", self.startup_trials, 1)
         _at_least("max_failures", self.max_failures, -1)
         _at_least("gpus_per_trial", self.gpus_per_trial, 0)
         if self.grace_period > self.max_epochs:

@@ -39,11 +39,12 @@ class StoredStudySearcher(Searcher):
 
     def __init__(
         self, storage_url: str, study_name: str, distributions: dict[str, BaseDistribution], *,
-        metric: str, mode: str, max_epochs: int, seed: int,
+        metric: str, mode: str, max_epochs: int, seed: int, startup_trials: int = 10,
     ) -> None:
         super().__init__(metric=metric, mode=mode)
         self._storage_url, self._study_name = storage_url, study_name
         self._distributions, self._max_epochs, self._seed = distributions, max_epochs, seed
+        self._startup_trials = startup_trials
         self._trial_numbers: dict[str, int] = {}
         """Tune trial id -> Optuna trial number: saved with the experiment, so a resumed search tells the same trials."""
         self._storage: optuna.storages.BaseStorage | None = None
@@ -118,7 +119,8 @@ class StoredStudySearcher(Searcher):
         if self._storage is None or self._study is None:
             self._storage = stored_study.open_storage(self._storage_url)
             existing = len(optuna.load_study(study_name=self._study_name, storage=self._storage).trials)
-            sampler = optuna.samplers.TPESampler(seed=self._seed + existing, multivariate=True, constant_liar=True)
+            sampler = optuna.samplers.TPESampler(seed=self._seed + existing, n_startup_trials=self._startup_trials,
+                                                 multivariate=True, constant_liar=True)
             self._study = optuna.load_study(study_name=self._study_name, storage=self._storage, sampler=sampler)
         return self._storage, self._study
 

@@ -128,6 +128,24 @@ def test_epochs_run_again_after_a_driver_crash_keep_their_first_values(tmp_path:
     assert running.state == TrialState.PRUNED and running.intermediate_values == {1: 0.3, 2: 0.4, 3: 0.45}
 
 
+def test_tpe_models_the_results_once_the_startup_trials_are_done(tmp_path: Path) -> None:
+    """Two searches told the same results: the one with 2 startup trials proposes its third trial from TPE's
+    model, the one with Optuna's 10 still at random (the same seeded draws until then)."""
+    proposals = {}
+    for startup_trials in (2, 10):
+        (folder := tmp_path / str(startup_trials)).mkdir()
+        url, _ = _new_study(folder)
+        searcher = StoredStudySearcher(url, "searched", SPACE, metric="val_accuracy", mode="max", max_epochs=EPOCHS,
+                                       seed=0, startup_trials=startup_trials)
+        configs = []
+        for trial_id in ("baseline", "random", "third"):
+            configs.append(searcher.suggest(trial_id))
+            searcher.on_trial_complete(trial_id, {"val_accuracy": configs[-1]["quality"], "training_iteration": EPOCHS})
+        proposals[startup_trials] = configs
+    assert proposals[2][:2] == proposals[10][:2] and proposals[2][0] == BASELINE
+    assert proposals[2][2] != proposals[10][2]
+
+
 def test_warm_start_keeps_the_trials_the_new_space_could_ask_for(tmp_path: Path) -> None:
     storage = stored_study.open_storage(f"sqlite:///{tmp_path / 'optuna.db'}")
     earlier = optuna.create_study(storage=storage, study_name="earlier", direction="maximize")
