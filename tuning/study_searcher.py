@@ -39,7 +39,7 @@ class StoredStudySearcher(Searcher):
 
     def __init__(
         self, storage_url: str, study_name: str, distributions: dict[str, BaseDistribution], *,
-        metric: str, mode: str, max_epochs: int, seed: int, startup_trials: int = 10,
+        metric: str, mode: str, max_epochs: int, seed: int, startup_trials: int,
     ) -> None:
         super().__init__(metric=metric, mode=mode)
         self._storage_url, self._study_name = storage_url, study_name

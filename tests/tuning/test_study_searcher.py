@@ -37,11 +37,17 @@ def _new_study(tmp_path: Path, name: str = "searched") -> tuple[str, optuna.stor
     return url, storage
 
 
+def _searcher(url: str, name: str = "searched", max_epochs: int = EPOCHS, startup_trials: int = 10) -> StoredStudySearcher:
+    """A searcher over SPACE, seed 0, with Optuna's own 10 random startup trials unless told otherwise."""
+    return StoredStudySearcher(url, name, SPACE, metric="val_accuracy", mode="max", max_epochs=max_epochs, seed=0,
+                               startup_trials=startup_trials)
+
+
 @pytest.fixture(scope="module")
 def searched_study(tmp_path_factory: pytest.TempPathFactory) -> tuple[optuna.Study, tune.ResultGrid]:
     tmp_path = tmp_path_factory.mktemp("study")
     url, storage = _new_study(tmp_path)
-    searcher = StoredStudySearcher(url, "searched", SPACE, metric="val_accuracy", mode="max", max_epochs=EPOCHS, seed=0)
+    searcher = _searcher(url)
     ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
     try:
         results = tune.Tuner(
@@ -88,7 +94,7 @@ def test_stopped_trials_are_pruned_and_finished_ones_complete_at_their_best(sear
 
 def test_restored_searcher_keeps_its_trials_and_fails_orphans(tmp_path: Path) -> None:
     url, storage = _new_study(tmp_path)
-    searcher = StoredStudySearcher(url, "searched", SPACE, metric="val_accuracy", mode="max", max_epochs=EPOCHS, seed=0)
+    searcher = _searcher(url)
     first = searcher.suggest("trial_a")
     searcher.on_trial_result("trial_a", {"val_accuracy": 0.5, "training_iteration": 1})
     searcher.save(str(tmp_path / "searcher-state.json"))
@@ -108,7 +114,7 @@ def test_epochs_run_again_after_a_driver_crash_keep_their_first_values(tmp_path:
     """Tune restores a crashed driver's last saved state, which can be an epoch behind what the trials
     reported: it runs those epochs again, even for a trial the study already holds as finished."""
     url, storage = _new_study(tmp_path)
-    searcher = StoredStudySearcher(url, "searched", SPACE, metric="val_accuracy", mode="max", max_epochs=EPOCHS, seed=0)
+    searcher = _searcher(url)
     searcher.suggest("finished_before_the_crash")
     searcher.suggest("running_at_the_crash")
     for epoch in range(1, EPOCHS):
@@ -135,8 +141,7 @@ def test_tpe_models_the_results_once_the_startup_trials_are_done(tmp_path: Path)
     for startup_trials in (2, 10):
         (folder := tmp_path / str(startup_trials)).mkdir()
         url, _ = _new_study(folder)
-        searcher = StoredStudySearcher(url, "searched", SPACE, metric="val_accuracy", mode="max", max_epochs=EPOCHS,
-                                       seed=0, startup_trials=startup_trials)
+        searcher = _searcher(url, startup_trials=startup_trials)
         configs = []
         for trial_id in ("baseline", "random", "third"):
             configs.append(searcher.suggest(trial_id))
@@ -198,7 +203,7 @@ def test_a_restarted_study_database_costs_nothing() -> None:
     """The database goes down between two epochs and comes back: the searcher waits for it, nothing is lost."""
     with private_postgres() as database:
         stored_study.create(stored_study.open_storage(database.url), "restarted", "maximize", [BASELINE], stored_study.WarmStart([], 0))
-        searcher = StoredStudySearcher(database.url, "restarted", SPACE, metric="val_accuracy", mode="max", max_epochs=2, seed=0)
+        searcher = _searcher(database.url, "restarted", max_epochs=2)
         assert searcher.suggest("t1") == BASELINE
         searcher.on_trial_result("t1", {"val_accuracy": 0.5, "training_iteration": 1})
         database.stop()
