@@ -7,8 +7,10 @@ import functools
 import json
 import os
 import subprocess
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 
 from tests.conftest import REPOSITORY
 
@@ -66,3 +68,18 @@ def dashboard_studies() -> dict[str, int]:
 def dashboard_study(name: str) -> dict:
     """One stored study as optuna-dashboard's API shows it: its trials with their states and intermediate values."""
     return http_json(url("OPTUNA_DASHBOARD_PORT", "8080", f"/api/studies/{dashboard_studies()[name]}"))
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Check `condition` every 3 s until it holds; fail naming `what` after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(3)
+
+
+def container_state(container: str) -> tuple[str, str]:
+    """A container's health and restart count."""
+    health, restarts = subprocess.run(["docker", "inspect", "--format", "{{.State.Health.Status}} {{.RestartCount}}", container],
+                                      capture_output=True, text=True, check=True).stdout.split()
+    return health, restarts

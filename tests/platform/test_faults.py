@@ -15,7 +15,17 @@ from typing import TypeVar
 
 import pytest
 
-from tests.platform.running_platform import compose, dashboard_study, http_json, http_status, mlflow_login, settings, url
+from tests.platform.running_platform import (
+    compose,
+    container_state,
+    dashboard_study,
+    http_json,
+    http_status,
+    mlflow_login,
+    settings,
+    url,
+    wait_for,
+)
 
 pytestmark = pytest.mark.docker
 SMALL_SEARCH = ["--storage-path", "/results", "--train-size", "4000", "--num-samples", "4", "--max-epochs", "2",
@@ -42,13 +52,6 @@ def tune_epochs(name: str) -> dict[str, list[int]]:
 
 def epochs_so_far(name: str) -> int:
     return sum(len(epochs) for epochs in tune_epochs(name).values())
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(3)
 
 
 def finish(job_id: str) -> None:
@@ -202,9 +205,3 @@ def test_a_killed_ray_worker_costs_nothing_and_comes_back() -> None:
     wait_for(lambda: container_state(worker)[0] == "healthy", 300, "the killed worker to come back healthy")
     assert int(container_state(worker)[1]) >= 1, "the worker came back by its restart policy"
 
-
-def container_state(container: str) -> tuple[str, str]:
-    """A container's health and restart count."""
-    health, restarts = subprocess.run(["docker", "inspect", "--format", "{{.State.Health.Status}} {{.RestartCount}}", container],
-                                      capture_output=True, text=True, check=True).stdout.split()
-    return health, restarts

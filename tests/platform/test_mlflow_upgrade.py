@@ -13,14 +13,13 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.platform.running_platform import compose, settings
+from tests.platform.running_platform import compose, container_state, settings, wait_for
 
 pytestmark = pytest.mark.docker
 OLD_MLFLOW = ["mlflow-skinny==2.22.1", "sqlalchemy>=2.0,<2.1"]
@@ -88,14 +87,10 @@ def upgrade_database() -> Iterator[str]:
     try:
         yield f"postgresql+psycopg2://{owner}@postgres:5432/{DATABASE}"
     finally:
+        logs = subprocess.run(["docker", "logs", "--tail", "30", SERVER], capture_output=True, text=True, check=False)
+        print(logs.stdout + logs.stderr)  # pytest shows it when the test failed
         subprocess.run(["docker", "rm", "-f", SERVER], capture_output=True, check=False)
         psql("postgres", f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-
-
-def health(container: str) -> str:
-    inspected = subprocess.run(["docker", "inspect", "--format", "{{.State.Health.Status}}", container],
-                               capture_output=True, text=True, check=False)
-    return inspected.stdout.strip()
 
 
 def test_the_mlflow_service_migrates_a_database_an_older_mlflow_wrote(old_mlflow: Path, upgrade_database: str) -> None:
@@ -111,11 +106,7 @@ def test_the_mlflow_service_migrates_a_database_an_older_mlflow_wrote(old_mlflow
     # The mlflow service's own command and settings, on the older database.
     started = compose("run", "-d", "--name", SERVER, "-e", f"MLFLOW_BACKEND_STORE_URI={upgrade_database}", "mlflow")
     assert started.returncode == 0, started.stderr
-    deadline = time.monotonic() + 300
-    while health(SERVER) != "healthy":
-        logs = subprocess.run(["docker", "logs", "--tail", "30", SERVER], capture_output=True, text=True, check=False)
-        assert health(SERVER) in ("starting", "unhealthy") and time.monotonic() < deadline, logs.stdout + logs.stderr
-        time.sleep(3)
+    wait_for(lambda: container_state(SERVER)[0] == "healthy", 300, "the mlflow service on the older database to be healthy")
 
     assert psql(DATABASE, "SELECT version_num FROM alembic_version") == platform_revision
     read = subprocess.run(["docker", "exec", SERVER, "python", "-c", READ_WITH_NEW_MLFLOW], capture_output=True,
