@@ -4,9 +4,10 @@ In one run, on the same data and the same 2 threads:
   bare      a plain Keras `fit` of the original CNN with its validation data, an epoch at a time;
   trial     `python -m tuning.search` with one trial of the same model (embedded defaults: Tune,
             MLflow in SQLite, TensorBoard, a checkpoint and the validation metrics every epoch).
-Prints the median epoch time of each (epochs after the first), their ratio (target <= 1.05: exit
-code 1 above it), the search's fixed cost (its wall time minus its trial's training epochs; target
-<= 10 s), and the peak resident memory of the driver and of the trial processes, sampled from /proc.
+Prints the median and the fastest epoch time of each (epochs after the first) and their ratios. The
+fastest epochs' ratio is the one checked (target <= 1.05: exit code 1 above it): this shared host's
+noise (seconds in which no process of the run gets a CPU) only ever adds time, to either side. Then
+the search's fixed cost (its wall time minus its trial's training epochs; target <= 10 s), and the peak resident memory of the driver and of the trial processes, sampled from /proc.
 `--memory-run` adds a search with 2 concurrent trials on the full training data for the memory
 targets (driver <= 1 GB, trial <= 1.5 GB).
 
@@ -128,8 +129,9 @@ def main() -> int:
               f"(epochs: {', '.join(f'{value:.2f}' for value in bare)})")
         print(f"trial in Tune + MLflow + TensorBoard + checkpoints: {trial_s:.2f} s/epoch = {images / trial_s:,.0f} images/s  "
               f"(epochs: {', '.join(f'{value:.2f}' for value in trial)})")
-        ratio = trial_s / bare_s
-        print(f"overhead: trial / bare = {ratio:.3f} (target <= {OVERHEAD_TARGET})")
+        ratio = min(trial[1:]) / min(bare[1:])
+        print(f"overhead: trial / bare = {trial_s / bare_s:.3f} on the medians, {ratio:.3f} on the fastest epochs "
+              f"({min(trial[1:]):.2f} s / {min(bare[1:]):.2f} s; target <= {OVERHEAD_TARGET})")
         print(f"fixed cost: search wall {wall:.1f} s - trial epochs {sum(trial):.1f} s = {fixed:.1f} s "
               f"(target <= {FIXED_COST_TARGET_S:.0f} s)")
         print(f"peak memory, 1 trial: driver {memory.driver_bytes / 1e9:.2f} GB, trial process {memory.trial_bytes / 1e9:.2f} GB")

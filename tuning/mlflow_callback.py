@@ -1,7 +1,8 @@
 """A Tune callback that gives every trial one MLflow run, nested under the search's parent run.
 
 Each run gets the trial's config as params, the dataset's lineage, every numeric result per epoch (one
-`log_batch` request per result) and the validation confusion matrix as `confusion_matrix/epoch_NNN.png`.
+`log_batch` request per result) and the validation confusion matrix as `confusion_matrix/epoch_NNN.png`
+(drawn by the outbox's thread).
 The writes go through an ordered outbox (`tuning/mlflow_outbox.py`) sent by a background thread, so an
 unreachable MLflow never stalls training. Runs and unsent writes are kept in the callback's state,
 which Tune saves with the experiment: a trial that restarts, or a search resumed with `Tuner.restore`,
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from mlflow.entities import DatasetInput, Metric
 from ray.tune.logger import LoggerCallback
 
-from tuning.confusion_images import epoch_artifact, epoch_image
+from tuning.confusion_images import epoch_confusion_image
 from tuning.mlflow_outbox import STEP_METRIC, MlflowOutbox, TrialWrite
 
 if TYPE_CHECKING:
@@ -44,9 +45,9 @@ class MLflowTrialsCallback(LoggerCallback):
     def log_trial_result(self, iteration: int, trial: Trial, result: dict) -> None:
         epoch = int(result[STEP_METRIC])
         self._outbox.put(TrialWrite(trial.trial_id, "metrics", numeric_metrics(result), epoch))
-        image = epoch_image(trial.trial_id, result)
+        image = epoch_confusion_image(trial.trial_id, result)
         if image is not None:
-            self._outbox.put(TrialWrite(trial.trial_id, "image", (epoch_artifact(result), image), epoch))
+            self._outbox.put(TrialWrite(trial.trial_id, "image", image, epoch))
 
     def log_trial_end(self, trial: Trial, failed: bool = False) -> None:
         self._outbox.put(TrialWrite(trial.trial_id, "end", "FAILED" if failed else "FINISHED"))

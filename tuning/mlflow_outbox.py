@@ -20,7 +20,6 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import numpy as np
 from mlflow.entities import DatasetInput, Param
 from mlflow.tracking import MlflowClient
 
@@ -35,7 +34,7 @@ RETRY_AFTER_S = (1.0, 2.0, 5.0, 10.0)
 @dataclass(frozen=True)
 class TrialWrite:
     """One write for a trial's run. `start` carries (run name, params), `metrics` a list of Metric,
-    `image` (artifact file, image array), `end` the final status; `epoch` is set for metrics and images."""
+    `image` a ConfusionImage (drawn when sent), `end` the final status; `epoch` is set for metrics and images."""
 
     trial_id: str
     kind: Literal["start", "metrics", "image", "end"]
@@ -147,8 +146,7 @@ class MlflowOutbox:
         if write.kind == "metrics":
             client.log_batch(run_id, metrics=write.payload)
         elif write.kind == "image":
-            artifact_file, image = write.payload
-            client.log_image(run_id, np.asarray(image), artifact_file=artifact_file)
+            client.log_image(run_id, write.payload.draw(), artifact_file=write.payload.artifact_file)
         elif write.kind == "end":
             client.set_terminated(run_id, write.payload)
 

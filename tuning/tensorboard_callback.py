@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import sys
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from typing import TYPE_CHECKING, Any
 
 from ray.tune.logger import LoggerCallback
 from tensorboardX import SummaryWriter
 
-from tuning.confusion_images import epoch_image
-from tuning.objective import EPOCH_KEY
+from tuning.confusion_images import ConfusionImage, epoch_confusion_image
 
 if TYPE_CHECKING:
     from ray.tune.experiment import Trial
@@ -18,22 +19,51 @@ IMAGE_TAG = "validation/confusion_matrix"
 
 class TensorBoardConfusionMatrixCallback(LoggerCallback):
     """Writes `validation/confusion_matrix` images into each trial's TensorBoard log directory,
-    beside the scalars and HParams of Tune's own TBXLoggerCallback."""
+    beside the scalars and HParams of Tune's own TBXLoggerCallback.
+
+    One thread of its own draws and writes them, in order, so Tune's result loop never waits for a
+    drawing; a trial's end waits for its last image, the experiment's end for every one.
+    """
 
     def __init__(self) -> None:
-        self._writers: dict[Trial, SummaryWriter] = {}
+        self._writers: dict[str, SummaryWriter] = {}
+        self._writer_thread: ThreadPoolExecutor | None = None
 
     def log_trial_result(self, iteration: int, trial: Trial, result: dict) -> None:
-        image = epoch_image(trial.trial_id, result)
-        if image is None:
-            return
-        if trial not in self._writers:
+        image = epoch_confusion_image(trial.trial_id, result)
+        if image is not None:
             trial.init_local_path()
-            self._writers[trial] = SummaryWriter(trial.local_path, filename_suffix=".confusion_matrix")
-        self._writers[trial].add_image(IMAGE_TAG, image, global_step=int(result[EPOCH_KEY]), dataformats="HWC")
-        self._writers[trial].flush()
+            self._submit(self._write, trial.trial_id, trial.local_path, image)
 
     def log_trial_end(self, trial: Trial, failed: bool = False) -> None:
-        writer = self._writers.pop(trial, None)
+        """Waits for the trial's images: Tune copies its directory to the storage path right after."""
+        wait([self._submit(self._close, trial.trial_id)])
+
+    def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
+        """Wait until every image is written."""
+        if self._writer_thread is not None:
+            self._writer_thread.shutdown(wait=True)
+            self._writer_thread = None
+
+    def _submit(self, task: Any, *arguments: Any) -> Future:
+        if self._writer_thread is None:
+            self._writer_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tensorboard-images")
+        done = self._writer_thread.submit(task, *arguments)
+        done.add_done_callback(_say_if_failed)
+        return done
+
+    def _write(self, trial_id: str, log_dir: str, image: ConfusionImage) -> None:
+        if trial_id not in self._writers:
+            self._writers[trial_id] = SummaryWriter(log_dir, filename_suffix=".confusion_matrix")
+        self._writers[trial_id].add_image(IMAGE_TAG, image.draw(), global_step=image.epoch, dataformats="HWC")
+        self._writers[trial_id].flush()
+
+    def _close(self, trial_id: str) -> None:
+        writer = self._writers.pop(trial_id, None)
         if writer is not None:
             writer.close()
+
+
+def _say_if_failed(done: Future) -> None:
+    if done.exception() is not None:
+        print(f"TensorBoard: a confusion-matrix image was not written: {done.exception()}", file=sys.stderr, flush=True)
