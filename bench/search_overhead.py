@@ -4,10 +4,12 @@ In one run, on the same data and the same 2 threads:
   bare      a plain Keras `fit` of the original CNN with its validation data, an epoch at a time;
   trial     `python -m tuning.search` with one trial of the same model (embedded defaults: Tune,
             MLflow in SQLite, TensorBoard, a checkpoint and the validation metrics every epoch).
-Prints the median and the fastest epoch time of each (epochs after the first) and their ratios. The
+Prints the median and the fastest epoch time of each (epochs after the first), where the trial's epochs
+went (fit, validation, checkpoint, and the report to Tune with the rest), and the two ratios. The
 fastest epochs' ratio is the one checked (target <= 1.05: exit code 1 above it): this shared host's
 noise (seconds in which no process of the run gets a CPU) only ever adds time, to either side. Then
-the search's fixed cost (its wall time minus its trial's training epochs; target <= 10 s), and the peak resident memory of the driver and of the trial processes, sampled from /proc.
+the search's fixed cost (its wall time minus its trial's training epochs; target <= 10 s), and the peak
+resident memory of the driver and of the trial processes, sampled from /proc.
 `--memory-run` adds a search with 2 concurrent trials on the full training data for the memory
 targets (driver <= 1 GB, trial <= 1.5 GB).
 
@@ -107,6 +109,15 @@ def search(workdir: Path, name: str, arguments: list[str]) -> tuple[float, list[
     return wall, results, memory
 
 
+def _trial_split(results: list[dict]) -> str:
+    """Where the trial's epochs went (medians): the trial's own timings, and the rest of Tune's epoch time."""
+    parts = {part: statistics.median(result[f"time_{part}_s"] for result in results)
+             for part in ("fit", "validation", "checkpoint")}
+    rest = statistics.median(result["time_this_iter_s"] - sum(result[f"time_{part}_s"] for part in parts) for result in results)
+    return ("trial epoch split (medians): " + ", ".join(f"{part} {seconds:.3f} s" for part, seconds in parts.items())
+            + f", report and the rest {rest:.3f} s")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--train-size", type=int, default=12000, help="0: the whole training file (54,000 train images)")
@@ -129,6 +140,7 @@ def main() -> int:
               f"(epochs: {', '.join(f'{value:.2f}' for value in bare)})")
         print(f"trial in Tune + MLflow + TensorBoard + checkpoints: {trial_s:.2f} s/epoch = {images / trial_s:,.0f} images/s  "
               f"(epochs: {', '.join(f'{value:.2f}' for value in trial)})")
+        print(_trial_split(sorted(results, key=lambda result: result["training_iteration"])[1:]))
         ratio = min(trial[1:]) / min(bare[1:])
         print(f"overhead: trial / bare = {trial_s / bare_s:.3f} on the medians, {ratio:.3f} on the fastest epochs "
               f"({min(trial[1:]):.2f} s / {min(bare[1:]):.2f} s; target <= {OVERHEAD_TARGET})")

@@ -91,6 +91,19 @@ def test_every_epoch_has_all_metrics(finished_search: FinishedSearch) -> None:
     assert max(epochs_run) == EPOCHS
 
 
+def test_every_epoch_says_where_its_time_went(finished_search: FinishedSearch) -> None:
+    """Fit, validation and checkpoint times are logged per epoch and fit inside Tune's time for the epoch."""
+    client = MlflowClient(finished_search.server.uri)
+    for run in finished_search.trial_runs:
+        history = {metric: {point.step: point.value for point in client.get_metric_history(run.info.run_id, metric)}
+                   for metric in ("time_fit_s", "time_validation_s", "time_checkpoint_s", "time_this_iter_s")}
+        epochs = range(1, int(run.data.metrics["training_iteration"]) + 1)
+        for epoch in epochs:
+            parts = [history[metric][epoch] for metric in ("time_fit_s", "time_validation_s", "time_checkpoint_s")]
+            assert all(part > 0 for part in parts), (run.info.run_name, epoch, parts)
+            assert sum(parts) <= history["time_this_iter_s"][epoch], (run.info.run_name, epoch, parts)
+
+
 def test_confusion_matrices_and_model_are_artifacts(finished_search: FinishedSearch) -> None:
     client = MlflowClient(finished_search.server.uri)
     for run in finished_search.trial_runs:
