@@ -5,7 +5,7 @@ In one run, on the same data and the same 2 threads:
   trial     `python -m tuning.search` with one trial of the same model (embedded defaults: Tune,
             MLflow in SQLite, TensorBoard, a checkpoint and the validation metrics every epoch).
 Prints the median and the fastest epoch time of each (epochs after the first), where the trial's epochs
-went (fit, validation, checkpoint, and the report to Tune with the rest), and the two ratios. The
+went (fit, validation, checkpoint and the rest of Tune's epoch time), and the two ratios. The
 fastest epochs' ratio is the one checked (target <= 1.05: exit code 1 above it): this shared host's
 noise (seconds in which no process of the run gets a CPU) only ever adds time, to either side. Then
 the search's fixed cost (its wall time minus its trial's training epochs; target <= 10 s), and the peak
@@ -110,12 +110,13 @@ def search(workdir: Path, name: str, arguments: list[str]) -> tuple[float, list[
 
 
 def _trial_split(results: list[dict]) -> str:
-    """Where the trial's epochs went (medians): the trial's own timings, and the rest of Tune's epoch time."""
+    """Where the trial's epochs went (medians): the trial's own timings, and the rest of Tune's `time_this_iter_s`,
+    which runs from the driver asking for an epoch to its result, so without the report's wait for the driver."""
     parts = {part: statistics.median(result[f"time_{part}_s"] for result in results)
              for part in ("fit", "validation", "checkpoint")}
     rest = statistics.median(result["time_this_iter_s"] - sum(result[f"time_{part}_s"] for part in parts) for result in results)
     return ("trial epoch split (medians): " + ", ".join(f"{part} {seconds:.3f} s" for part, seconds in parts.items())
-            + f", report and the rest {rest:.3f} s")
+            + f", rest of Tune's epoch time {rest:.3f} s (the report's wait for the driver is not in it)")
 
 
 def main() -> int:
