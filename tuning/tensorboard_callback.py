@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any
 
@@ -45,7 +46,7 @@ class TensorBoardConfusionMatrixCallback(LoggerCallback):
             self._writer_thread.shutdown(wait=True)
             self._writer_thread = None
 
-    def _submit(self, task: Any, *arguments: Any) -> Future:
+    def _submit(self, task: Callable[..., None], *arguments: Any) -> Future:
         if self._writer_thread is None:
             self._writer_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tensorboard-images")
         done = self._writer_thread.submit(task, *arguments)

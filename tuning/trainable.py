@@ -32,7 +32,8 @@ def train_cnn(config: dict[str, Any], *, train: Split, validation: Split, max_ep
     """Train until `max_epochs` (or until the scheduler stops the trial), reporting after every epoch.
 
     Each result also says where the epoch's time went: `time_fit_s`, `time_validation_s` and
-    `time_checkpoint_s` (saving the model); Tune's `time_this_iter_s` adds the report itself.
+    `time_checkpoint_s` (saving the model). Tune's `time_this_iter_s` holds these and the report, but not
+    the report's wait for the driver to ask for the next epoch.
 
     `train` and `validation` arrive through Ray's object store (`tune.with_parameters`).
     A restarted trial continues from its last checkpoint.
