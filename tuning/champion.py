@@ -1,12 +1,16 @@
-"""The winner's one evaluation on the test set and its registration, as a Ray task.
+"""The winner's one evaluation on the test set and its registration, in a Ray actor started with the search.
 
-The task loads the winning checkpoint, scores it on the untouched test split, logs the test metrics
+The actor loads the winning checkpoint, scores it on the untouched test split, logs the test metrics
 and the model to the search's MLflow parent run and registers it. Running it on the cluster keeps
-TensorFlow out of the driver (its memory and start-up time), and puts it next to the checkpoint.
+TensorFlow out of the driver (its memory and start-up time). Started when the search starts, the actor
+imports TensorFlow, Keras and MLflow while the trials train, on a thread at the lowest CPU priority, so
+the evaluation after the search does not wait for those imports and the trials lose no CPU to them.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 from dataclasses import dataclass
 
 import mlflow
@@ -17,6 +21,9 @@ from fmnist.data import Split
 from fmnist.evaluation import evaluate
 from fmnist.metrics import ClassificationMetrics
 from tuning import registry
+
+LOWEST_PRIORITY = 19
+"""The largest nice value: the thread gets a CPU only when nothing else wants it."""
 
 
 @dataclass(frozen=True)
@@ -42,9 +49,47 @@ def evaluate_and_register(
     return Champion(test_metrics, registration)
 
 
+class ChampionEvaluator:
+    """A Ray actor (`start_champion_evaluator`) that runs `evaluate_and_register` once the search has a winner."""
+
+    def __init__(self) -> None:
+        self.import_priority: int | None = None
+        self._imports = threading.Thread(target=self._import_at_lowest_priority, name="champion-imports", daemon=True)
+        self._imports.start()
+
+    def imports_done(self) -> int | None:
+        """Wait for the start-up imports; returns the nice value their thread ran at."""
+        self._imports.join()
+        return self.import_priority
+
+    def evaluate_and_register(
+        self, checkpoint: tune.Checkpoint, test: Split, parent_run_id: str, model_name: str, tracking_uri: str
+    ) -> Champion:
+        """`evaluate_and_register` in this actor's process."""
+        self._imports.join()
+        return evaluate_and_register(checkpoint, test, parent_run_id, model_name, tracking_uri)
+
+    def _import_at_lowest_priority(self) -> None:
+        """Import what the evaluation needs. Linux keeps a nice value per thread, so only this thread is lowered."""
+        thread = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, thread, LOWEST_PRIORITY)
+        self.import_priority = os.getpriority(os.PRIO_PROCESS, thread)
+        import keras  # noqa: F401
+        import mlflow.pyfunc  # noqa: F401
+        import tensorflow  # noqa: F401
+
+        import tuning.trainable  # noqa: F401
+
+
+def start_champion_evaluator() -> ray.actor.ActorHandle:
+    """The evaluator actor, started now. It takes no CPU from Tune's count (the trials hold them while it
+    waits), and it is restarted once, and its call retried once, if its node dies."""
+    return ray.remote(num_cpus=0, max_restarts=1, max_task_retries=1)(ChampionEvaluator).remote()
+
+
 def evaluate_and_register_on_cluster(
-    checkpoint: tune.Checkpoint, test: Split, parent_run_id: str, model_name: str, tracking_uri: str, cpus: float
+    evaluator: ray.actor.ActorHandle, checkpoint: tune.Checkpoint, test: Split, parent_run_id: str, model_name: str,
+    tracking_uri: str,
 ) -> Champion:
-    """`evaluate_and_register` in a Ray worker with `cpus` CPUs; returns what it returned."""
-    task = ray.remote(num_cpus=cpus)(evaluate_and_register)
-    return ray.get(task.remote(checkpoint, test, parent_run_id, model_name, tracking_uri))
+    """`evaluate_and_register` in the evaluator actor; returns what it returned."""
+    return ray.get(evaluator.evaluate_and_register.remote(checkpoint, test, parent_run_id, model_name, tracking_uri))

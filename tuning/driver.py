@@ -27,7 +27,7 @@ from fmnist.data import (
 )
 from tuning import objective, outcome, tracking
 from tuning import study as stored_study
-from tuning.champion import evaluate_and_register_on_cluster
+from tuning.champion import evaluate_and_register_on_cluster, start_champion_evaluator
 from tuning.cli import Command
 from tuning.mlflow_callback import MLflowTrialsCallback
 from tuning.progress import CompactProgressReporter
@@ -120,6 +120,7 @@ def run(search: PreparedSearch) -> int:
             print(f"warm start: {len(search.warm_start.trials)} trials from {', '.join(settings.warm_start)}, "
                   f"{search.warm_start.skipped} skipped (outside this search's space)")
         tuner = _new_tuner(settings, search.space, trainable, search.experiment_id, parent_run_id, inputs)
+    evaluator = start_champion_evaluator()
     started = time.monotonic()
     results = tuner.fit()
     statuses = outcome.saved_trial_statuses(results.experiment_path)
@@ -132,7 +133,7 @@ def run(search: PreparedSearch) -> int:
         return 1
     best = outcome.winner(results, settings.metric, settings.mode)
     champion = evaluate_and_register_on_cluster(
-        best.checkpoint, dataset.test, parent_run_id, settings.model_name, settings.tracking_uri, settings.cpus_per_trial
+        evaluator, best.checkpoint, dataset.test, parent_run_id, settings.model_name, settings.tracking_uri
     )
     tracking.finish_parent_run(parent_run_id, best.trial_id, best.config)
     print_summary(results, settings, champion.test_metrics, champion.registration, parent_run_id)
@@ -202,7 +203,10 @@ def check_trial_fits_a_node(cpus_per_trial: float, gpus_per_trial: float) -> Non
 
 
 def _init_ray(address: str | None) -> None:
-    """Start or join Ray; a plain host:port that refuses connections fails at once instead of retrying."""
+    """Start or join Ray; a plain host:port that refuses connections fails at once instead of retrying.
+
+    A local Ray started here has no dashboard: it costs seconds of every quick search's start. To watch a
+    local search in it, start Ray first (`ray start --head`): a search without `--address` joins it."""
     if address and ":" in address and "://" not in address:
         host, _, port = address.rpartition(":")
         try:
@@ -210,7 +214,7 @@ def _init_ray(address: str | None) -> None:
         except (OSError, ValueError) as error:
             raise ClusterError(f"--address {address}: cannot start or reach Ray ({error})") from None
     try:
-        ray.init(address=address, configure_logging=False, log_to_driver=False,
+        ray.init(address=address, include_dashboard=False, configure_logging=False, log_to_driver=False,
                  runtime_env={"env_vars": QUIET_LIBRARIES})
     except Exception as error:  # Ray raises ConnectionError, RuntimeError or ValueError here
         where = address or "a local Ray ($RAY_ADDRESS or a new local cluster)"
