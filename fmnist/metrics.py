@@ -1,12 +1,14 @@
-"""Classification metrics from labels and predictions, and the confusion-matrix figure."""
+"""Classification metrics from labels and predictions, and the confusion-matrix figure.
+
+Matplotlib is imported by the figure's functions only: the trials score every epoch but never draw.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from sklearn.metrics import (
     ConfusionMatrixDisplay,
     confusion_matrix,
@@ -14,6 +16,9 @@ from sklearn.metrics import (
 )
 
 from fmnist.data import CLASS_NAMES
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 CLASS_INDICES = list(range(len(CLASS_NAMES)))
 
@@ -64,6 +69,8 @@ def confusion_matrix_figure(matrix: np.ndarray, title: str = "Confusion matrix")
 
     A plain `Figure`, not pyplot's: making it touches no global state and no backend.
     """
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(8, 7), dpi=100)
     axes = figure.add_subplot()
     ConfusionMatrixDisplay(matrix, display_labels=list(CLASS_NAMES)).plot(
@@ -76,6 +83,8 @@ def confusion_matrix_figure(matrix: np.ndarray, title: str = "Confusion matrix")
 
 def confusion_matrix_image(matrix: np.ndarray, title: str = "Confusion matrix") -> np.ndarray:
     """The confusion-matrix figure as an RGB image, uint8 (height, width, 3), for MLflow and TensorBoard."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     canvas = FigureCanvasAgg(confusion_matrix_figure(matrix, title))
     canvas.draw()
     return np.asarray(canvas.buffer_rgba())[:, :, :3].copy()
