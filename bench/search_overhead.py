@@ -9,7 +9,7 @@ went (fit, validation, checkpoint and the rest of Tune's epoch time), and the tw
 fastest epochs' ratio is the one checked (target <= 1.05: exit code 1 above it): this shared host's
 noise (seconds in which no process of the run gets a CPU) only ever adds time, to either side. Then
 the search's fixed cost (its wall time minus its trial's training epochs; target <= 10 s), and the peak
-resident memory of the driver and of the trial processes, sampled from /proc.
+resident memory of the driver, of the trial processes and of the champion evaluator, sampled from /proc.
 `--memory-run` adds a search with 2 concurrent trials on the full training data for the memory
 targets (driver <= 1 GB, trial <= 1.5 GB).
 
@@ -57,11 +57,11 @@ print(json.dumps({"epoch_s": times, "train_images": len(train)}))
 
 
 class PeakMemory:
-    """Samples the resident memory of a process and of Ray's worker processes until stopped."""
+    """Samples the resident memory of a process, of Ray's trial processes and of the champion evaluator until stopped."""
 
     def __init__(self, driver_pid: int, every_s: float = 0.5) -> None:
         self.driver_pid, self.every_s = driver_pid, every_s
-        self.driver_bytes = self.trial_bytes = 0
+        self.driver_bytes = self.trial_bytes = self.evaluator_bytes = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -84,6 +84,8 @@ class PeakMemory:
                     continue
                 if int(process.name) == self.driver_pid:
                     self.driver_bytes = max(self.driver_bytes, rss)
+                elif command.startswith("ray::ChampionEvaluator"):
+                    self.evaluator_bytes = max(self.evaluator_bytes, rss)
                 elif command.startswith("ray::") and "IDLE" not in command:
                     self.trial_bytes = max(self.trial_bytes, rss)
 
@@ -147,12 +149,14 @@ def main() -> int:
               f"({min(trial[1:]):.2f} s / {min(bare[1:]):.2f} s; target <= {OVERHEAD_TARGET})")
         print(f"fixed cost: search wall {wall:.1f} s - trial epochs {sum(trial):.1f} s = {fixed:.1f} s "
               f"(target <= {FIXED_COST_TARGET_S:.0f} s)")
-        print(f"peak memory, 1 trial: driver {memory.driver_bytes / 1e9:.2f} GB, trial process {memory.trial_bytes / 1e9:.2f} GB")
+        print(f"peak memory, 1 trial: driver {memory.driver_bytes / 1e9:.2f} GB, trial process {memory.trial_bytes / 1e9:.2f} GB, "
+              f"champion evaluator {memory.evaluator_bytes / 1e9:.2f} GB")
         if options.memory_run:
             _, _, full = search(Path(scratch), "memory", [
                 "--num-samples", "2", "--max-epochs", "1", "--max-concurrent-trials", "2", "--cpus-per-trial", "1"])
             print(f"peak memory, 2 concurrent trials on the full data: driver {full.driver_bytes / 1e9:.2f} GB (target <= 1), "
-                  f"largest trial process {full.trial_bytes / 1e9:.2f} GB (target <= 1.5)")
+                  f"largest trial process {full.trial_bytes / 1e9:.2f} GB (target <= 1.5), "
+                  f"champion evaluator {full.evaluator_bytes / 1e9:.2f} GB")
     if ratio > OVERHEAD_TARGET:
         print(f"FAIL: the per-epoch overhead {ratio:.3f} is above {OVERHEAD_TARGET}", file=sys.stderr)
         return 1
