@@ -21,6 +21,7 @@ from fmnist.data import Split
 from fmnist.evaluation import evaluate
 from fmnist.metrics import ClassificationMetrics
 from tuning import registry
+from tuning.trainable import load_checkpoint_model
 
 LOWEST_PRIORITY = 19
 """The largest nice value: the thread gets a CPU only when nothing else wants it."""
@@ -34,23 +35,8 @@ class Champion:
     registration: registry.Registration
 
 
-def evaluate_and_register(
-    checkpoint: tune.Checkpoint, test: Split, parent_run_id: str, model_name: str, tracking_uri: str
-) -> Champion:
-    """Score the checkpoint's model on `test` once, log the scores and the model, register it."""
-    from tuning.trainable import load_checkpoint_model
-
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
-    model = load_checkpoint_model(checkpoint)
-    test_metrics = evaluate(model, test).metrics
-    registry.log_test_metrics(parent_run_id, test_metrics)
-    registration = registry.register(parent_run_id, model, test, test_metrics.accuracy, model_name)
-    return Champion(test_metrics, registration)
-
-
 class ChampionEvaluator:
-    """A Ray actor (`start_champion_evaluator`) that runs `evaluate_and_register` once the search has a winner."""
+    """A Ray actor (`start_champion_evaluator`) that evaluates and registers the winner once the search has one."""
 
     def __init__(self) -> None:
         self.import_priority: int | None = None
@@ -65,9 +51,15 @@ class ChampionEvaluator:
     def evaluate_and_register(
         self, checkpoint: tune.Checkpoint, test: Split, parent_run_id: str, model_name: str, tracking_uri: str
     ) -> Champion:
-        """`evaluate_and_register` in this actor's process."""
+        """Score the checkpoint's model on `test` once, log the scores and the model, register it."""
         self._imports.join()
-        return evaluate_and_register(checkpoint, test, parent_run_id, model_name, tracking_uri)
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_registry_uri(tracking_uri)
+        model = load_checkpoint_model(checkpoint)
+        test_metrics = evaluate(model, test).metrics
+        registry.log_test_metrics(parent_run_id, test_metrics)
+        registration = registry.register(parent_run_id, model, test, test_metrics.accuracy, model_name)
+        return Champion(test_metrics, registration)
 
     def _import_at_lowest_priority(self) -> None:
         """Import what the evaluation needs. Linux keeps a nice value per thread, so only this thread is lowered."""
@@ -77,8 +69,6 @@ class ChampionEvaluator:
         import keras  # noqa: F401
         import mlflow.pyfunc  # noqa: F401
         import tensorflow  # noqa: F401
-
-        import tuning.trainable  # noqa: F401
 
 
 def start_champion_evaluator() -> ray.actor.ActorHandle:
@@ -91,5 +81,5 @@ def evaluate_and_register_on_cluster(
     evaluator: ray.actor.ActorHandle, checkpoint: tune.Checkpoint, test: Split, parent_run_id: str, model_name: str,
     tracking_uri: str,
 ) -> Champion:
-    """`evaluate_and_register` in the evaluator actor; returns what it returned."""
+    """The evaluator actor's `evaluate_and_register`; returns what it returned."""
     return ray.get(evaluator.evaluate_and_register.remote(checkpoint, test, parent_run_id, model_name, tracking_uri))
