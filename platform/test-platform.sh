@@ -12,7 +12,9 @@ stage() { local name=$1; shift; local start=$SECONDS; "$@"; echo "== stage '$nam
 compgen -G "data/fashion-mnist_train.csv*" >/dev/null || compgen -G "data/train-images-idx3-ubyte*" >/dev/null \
   || { echo "test-platform: put the dataset in data/ first (see data/README.md)" >&2; exit 1; }
 export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-fmnist-tune-test}  # never the user's own platform
-trap '$compose --profile serve down -v --remove-orphans >/dev/null 2>&1 || true' EXIT
+teardown() { $compose --profile serve down -v --remove-orphans >/dev/null 2>&1 || true; }
+teardown  # an earlier run's containers (one killed before its EXIT trap) would make 'up' reuse them
+trap teardown EXIT
 stage build make --no-print-directory build
 stage start bash -c "$compose up -d --scale ray-worker=2 && bash platform/wait-healthy.sh 300"
 stage tests python3 -m pytest -m docker tests/platform -p no:cacheprovider
