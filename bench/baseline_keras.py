@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ import keras
 
 from fmnist.data import load, stratified_split
 from fmnist.evaluation import evaluate
-from fmnist.model import ModelConfig, build, one_hot
+from fmnist.model import ModelConfig, build, learning_rate_callbacks, one_hot
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "fashion-mnist"
 
@@ -41,14 +40,15 @@ def main() -> None:
     train = stratified_split(dataset.train, options.holdout, seed=0)[0] if options.holdout else dataset.train
     config = ModelConfig.from_dict(json.loads(options.config))
     keras.utils.set_random_seed(0)
-    model = build(config, training_steps=math.ceil(len(train) / config.batch_size) * options.epochs)
+    model = build(config)
     targets = one_hot(train.labels)
     print(f"plain Keras fit of {config}, {len(train)} training images, test set of {len(dataset.test)}")
     print(f"{'epoch':>5} {'train s':>8} {'images/s':>9} {'test acc':>9}")
     trained_s, best = 0.0, (0.0, 0)
     for epoch in range(1, options.epochs + 1):
         started = time.perf_counter()
-        model.fit(train.images, targets, batch_size=config.batch_size, epochs=1, verbose=0)
+        model.fit(train.images, targets, batch_size=config.batch_size, initial_epoch=epoch - 1, epochs=epoch, verbose=0,
+                  callbacks=learning_rate_callbacks(config, options.epochs))
         elapsed = time.perf_counter() - started
         trained_s += elapsed
         accuracy = evaluate(model, dataset.test).metrics.accuracy

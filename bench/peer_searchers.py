@@ -33,7 +33,7 @@ import optuna
 from fmnist.config import ModelConfig
 from fmnist.data import Split, load
 from fmnist.evaluation import evaluate
-from fmnist.model import build, one_hot
+from fmnist.model import build, learning_rate_callbacks, one_hot
 from tuning.driver import training_splits
 from tuning.settings import SearchSettings
 from tuning.space import SearchSpace, load_space
@@ -83,12 +83,12 @@ def train_epochs(
     after_epoch: Callable[[int, float], bool] = lambda epoch, accuracy: False,
 ) -> float:
     """Train one trial up to `max_epochs`; `after_epoch` returns True to stop it early. Returns its best accuracy."""
-    steps_per_epoch = math.ceil(len(train) / config.batch_size)
-    model = build(config, training_steps=steps_per_epoch * max_epochs)
+    model = build(config)
     targets, best = one_hot(train.labels), -math.inf
     for epoch in range(1, max_epochs + 1):
         log.check()
-        model.fit(train.images, targets, batch_size=config.batch_size, epochs=1, verbose=0)
+        model.fit(train.images, targets, batch_size=config.batch_size, initial_epoch=epoch - 1, epochs=epoch, verbose=0,
+                  callbacks=learning_rate_callbacks(config, max_epochs))
         accuracy = evaluate(model, validation).metrics.accuracy
         log.record(trial, epoch, accuracy, model)
         best = max(best, accuracy)
@@ -127,18 +127,19 @@ def kerastuner_search(space: SearchSpace, train: Split, validation: Split, optio
     import keras_tuner
 
     distributions = space.optuna_distributions()
-    steps_per_max_epochs = {
-        size: math.ceil(len(train) / size) * options.max_epochs for size in _choices(distributions, "batch_size", 128)
-    }
+
+    def config_of(hp: keras_tuner.HyperParameters) -> ModelConfig:
+        return model_config(space, {name: _hyperparameter(hp, name, distribution) for name, distribution in distributions.items()})
 
     class CNN(keras_tuner.HyperModel):
         def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
-            params = {name: _hyperparameter(hp, name, distribution) for name, distribution in distributions.items()}
-            config = model_config(space, params)
-            return build(config, training_steps=steps_per_max_epochs[config.batch_size])
+            return build(config_of(hp))
 
-        def fit(self, hp: keras_tuner.HyperParameters, model: keras.Model, *args: Any, **kwargs: Any) -> Any:
-            return model.fit(*args, batch_size=hp.get("batch_size") if "batch_size" in distributions else 128, **kwargs)
+        def fit(self, hp: keras_tuner.HyperParameters, model: keras.Model, *args: Any, callbacks: list | None = None,
+                **kwargs: Any) -> Any:
+            config = config_of(hp)
+            schedule = learning_rate_callbacks(config, options.max_epochs)
+            return model.fit(*args, batch_size=config.batch_size, callbacks=[*(callbacks or []), *schedule], **kwargs)
 
     trials = iter(range(1_000_000))
 
@@ -158,11 +159,6 @@ def kerastuner_search(space: SearchSpace, train: Split, validation: Split, optio
     )
     tuner.search(train.images, one_hot(train.labels), validation_data=(validation.images, one_hot(validation.labels)),
                  callbacks=[Recorder()], verbose=0)
-
-
-def _choices(distributions: dict[str, optuna.distributions.BaseDistribution], name: str, fixed: Any) -> list[Any]:
-    distribution = distributions.get(name)
-    return list(distribution.choices) if isinstance(distribution, optuna.distributions.CategoricalDistribution) else [fixed]
 
 
 def _hyperparameter(hp: Any, name: str, distribution: optuna.distributions.BaseDistribution) -> Any:

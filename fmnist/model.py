@@ -1,11 +1,14 @@
 """The CNN as a function of a config; the default config is the original project's layout.
 
 Example:
-    >>> model = build(ModelConfig(filters_1=64, learning_rate=3e-4))  # doctest: +SKIP
+    >>> config = ModelConfig(filters_1=64, lr_schedule="cosine")
+    >>> model = build(config)  # doctest: +SKIP
+    >>> model.fit(images, targets, epochs=20, callbacks=learning_rate_callbacks(config, epochs=20))  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import keras
@@ -14,20 +17,18 @@ import numpy as np
 from fmnist.config import AUTO, ModelConfig
 from fmnist.readers import IMAGE_SIDE, NUM_CLASSES
 
-__all__ = ["ModelConfig", "bfloat16_is_native", "build", "one_hot", "uses_bfloat16"]
+__all__ = ["ModelConfig", "bfloat16_is_native", "build", "cosine_rate", "learning_rate_callbacks", "one_hot", "uses_bfloat16"]
 BFLOAT16_CPU_FLAGS = ("amx_bf16",)
 """CPUs on which mixed bfloat16 trains this CNN clearly faster than float32. AVX-512 BF16 alone is not one:
 measured 0.97-1.40x in one-run pairs, 0.97x over 4 full epochs (docs/benchmarks.md)."""
 
 
-def build(config: ModelConfig = ModelConfig(), training_steps: int | None = None) -> keras.Model:
+def build(config: ModelConfig = ModelConfig()) -> keras.Model:
     """Build and compile the CNN. Input: raw pixels (N, 28, 28) in 0..255; output: class probabilities.
 
-    `training_steps` (batches in the whole planned training) sets the length of a cosine schedule.
+    The optimizer starts at `config.learning_rate`; `learning_rate_callbacks` applies the schedule.
     """
     config.validate()
-    if config.lr_schedule == "cosine" and not training_steps:
-        raise ValueError("lr_schedule cosine needs training_steps, the number of batches it decays over")
     dtype = "mixed_bfloat16" if uses_bfloat16(config) else None
     inputs = keras.Input(shape=(IMAGE_SIDE, IMAGE_SIDE), name="pixels")
     x = keras.layers.Rescaling(1.0 / 255)(inputs)
@@ -53,7 +54,7 @@ def build(config: ModelConfig = ModelConfig(), training_steps: int | None = None
     outputs = keras.layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32", name="probabilities")(x)
     model = keras.Model(inputs, outputs, name="fmnist_cnn")
     model.compile(
-        optimizer=_optimizer(config, training_steps),
+        optimizer=_optimizer(config),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=float(config.label_smoothing)),
         metrics=["accuracy"],
     )
@@ -75,16 +76,35 @@ def bfloat16_is_native() -> bool:
     return any(flag in flags for flag in BFLOAT16_CPU_FLAGS)
 
 
+def learning_rate_callbacks(config: ModelConfig, epochs: int) -> list[keras.callbacks.Callback]:
+    """The Keras callbacks that apply `config.lr_schedule` to a training planned for `epochs` epochs.
+
+    Cosine: Keras's `LearningRateScheduler` sets each epoch's rate by `cosine_rate`. Fit with `initial_epoch`
+    when training an epoch at a time, so that the scheduler knows which epoch it is.
+    """
+    if config.lr_schedule != "cosine":
+        return []
+    base_rate = float(config.learning_rate)
+    return [keras.callbacks.LearningRateScheduler(lambda epoch, _rate: cosine_rate(base_rate, epoch, epochs))]
+
+
+def cosine_rate(base_rate: float, epoch: int, epochs: int) -> float:
+    """The learning rate of `epoch` (from 0) in a cosine decay from `base_rate` to 0 over `epochs` epochs.
+
+    Each epoch takes the curve's value at its middle; epochs past the plan keep the last epoch's rate.
+    """
+    progress = (min(epoch, epochs - 1) + 0.5) / epochs
+    return base_rate * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
 def one_hot(labels: np.ndarray) -> np.ndarray:
     """Integer labels (N,) to float32 one-hot targets (N, 10), as the loss expects."""
     return np.eye(NUM_CLASSES, dtype=np.float32)[labels]
 
 
-def _optimizer(config: ModelConfig, training_steps: int | None) -> keras.optimizers.Optimizer:
+def _optimizer(config: ModelConfig) -> keras.optimizers.Optimizer:
     decay = float(config.weight_decay) or None
-    rate: float | keras.optimizers.schedules.LearningRateSchedule = float(config.learning_rate)
-    if config.lr_schedule == "cosine":
-        rate = keras.optimizers.schedules.CosineDecay(float(config.learning_rate), decay_steps=int(training_steps or 1))
+    rate = float(config.learning_rate)
     if config.optimizer == "adam":
         return keras.optimizers.Adam(learning_rate=rate, weight_decay=decay)
     if config.optimizer == "adamw":

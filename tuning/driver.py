@@ -99,8 +99,13 @@ def run(search: PreparedSearch) -> int:
     """Search, then evaluate the best trial on the test set and register it. Exit code 130 when interrupted."""
     settings, dataset = search.settings, search.dataset
     train, validation = training_splits(dataset.train, settings)
+    # Trials fit their epochs to the budget's end. A resumed search has only what Tune kept of its budget, which
+    # Tune does not tell: its trials keep the plans they had.
+    new_budget = settings.time_budget_s is not None and search.space is not None
+    deadline = time.time() + settings.time_budget_s if new_budget else None
     trainable = tune.with_resources(
-        tune.with_parameters(train_cnn, train=train, validation=validation, max_epochs=settings.max_epochs, seed=settings.seed),
+        tune.with_parameters(train_cnn, train=train, validation=validation, max_epochs=settings.max_epochs,
+                             seed=settings.seed, deadline=deadline),
         {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial},
     )
     if search.space is None:

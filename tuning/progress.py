@@ -90,7 +90,7 @@ class CompactProgressReporter(ProgressReporter):
     def _row(self, number: int, trial: Trial, varying: list[str]) -> str:
         result = trial.last_result or {}
         epoch = result.get("training_iteration")
-        epochs = f"{epoch}/{self._max_epochs}" if epoch is not None else None
+        epochs = f"{epoch}/{result.get('planned_epochs', self._max_epochs)}" if epoch is not None else None
         now, best = result.get(self._metric), self._trial_best(trial)
         settings = " ".join(f"{name}={_short(trial.config.get(name))}" for name in varying)
         return (f"{number:>5} {trial.status.lower():<10} {_or_dash(epochs, '{}'):>5} {_or_dash(now, '{:.4f}'):>12} "

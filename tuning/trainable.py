@@ -7,7 +7,6 @@ the driver, which only hands `train_cnn` to Tune, never loads them.
 from __future__ import annotations
 
 import json
-import math
 import tempfile
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from ray import tune
 from fmnist.config import ModelConfig
 from fmnist.data import Split
 from fmnist.evaluation import evaluate
+from tuning.epoch_plan import replan
 from tuning.objective import CONFUSION_MATRIX_KEY, EPOCH_KEY
 
 if TYPE_CHECKING:
@@ -28,8 +28,14 @@ MODEL_FILE = "model.keras"
 STATE_FILE = "state.json"
 
 
-def train_cnn(config: dict[str, Any], *, train: Split, validation: Split, max_epochs: int, seed: int = 0) -> None:
-    """Train until `max_epochs` (or until the scheduler stops the trial), reporting after every epoch.
+def train_cnn(
+    config: dict[str, Any], *, train: Split, validation: Split, max_epochs: int, seed: int = 0, deadline: float | None = None,
+) -> None:
+    """Train for the planned epochs (or until the scheduler stops the trial), reporting after every epoch.
+
+    The plan is `max_epochs`, shortened after each epoch to what still fits before `deadline` (the wall-clock
+    `time.time()` at which the search's time budget ends; see `tuning.epoch_plan`); a cosine learning-rate
+    schedule decays over the plan, and the trial ends with it. Each result holds the plan as `planned_epochs`.
 
     Each result also says where the epoch's time went: `time_fit_s`, `time_validation_s` and
     `time_checkpoint_s` (saving the model). Tune's `time_this_iter_s` holds these and the report, but not
@@ -40,17 +46,20 @@ def train_cnn(config: dict[str, Any], *, train: Split, validation: Split, max_ep
     """
     import keras
 
-    from fmnist.model import one_hot
+    from fmnist.model import learning_rate_callbacks, one_hot
 
     _use_assigned_cpus()
     keras.utils.set_random_seed(seed)
     model_config = ModelConfig.from_dict(config)
-    steps_per_epoch = math.ceil(len(train) / model_config.batch_size)
-    model, finished_epochs = _restore_or_build(model_config, training_steps=steps_per_epoch * max_epochs)
+    model, finished_epochs, planned = _restore_or_build(model_config, max_epochs)
     targets = one_hot(train.labels)
-    for epoch in range(finished_epochs + 1, max_epochs + 1):
+    resumed_at, resumed_epochs = time.perf_counter(), finished_epochs
+    for epoch in range(finished_epochs + 1, planned + 1):
         started = time.perf_counter()
-        history = model.fit(train.images, targets, batch_size=model_config.batch_size, epochs=1, verbose=0)
+        history = model.fit(
+            train.images, targets, batch_size=model_config.batch_size, initial_epoch=epoch - 1, epochs=epoch, verbose=0,
+            callbacks=learning_rate_callbacks(model_config, planned),
+        )
         fitted = time.perf_counter()
         metrics = {
             EPOCH_KEY: epoch,
@@ -60,10 +69,12 @@ def train_cnn(config: dict[str, Any], *, train: Split, validation: Split, max_ep
             **validation_metrics(model, validation),
         }
         validated = time.perf_counter()
+        seconds_per_epoch = (validated - resumed_at) / (epoch - resumed_epochs)
+        planned = replan(planned, epoch, seconds_per_epoch, None if deadline is None else deadline - time.time())
         with tempfile.TemporaryDirectory() as directory:
             model.save(Path(directory) / MODEL_FILE)
-            (Path(directory) / STATE_FILE).write_text(json.dumps({"epoch": epoch}))
-            metrics |= {"time_fit_s": fitted - started, "time_validation_s": validated - fitted,
+            (Path(directory) / STATE_FILE).write_text(json.dumps({"epoch": epoch, "planned_epochs": planned}))
+            metrics |= {"planned_epochs": planned, "time_fit_s": fitted - started, "time_validation_s": validated - fitted,
                         "time_checkpoint_s": time.perf_counter() - validated}
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
 
@@ -90,17 +101,19 @@ def load_checkpoint_model(checkpoint: tune.Checkpoint) -> keras.Model:
         return keras.models.load_model(Path(directory) / MODEL_FILE)
 
 
-def _restore_or_build(model_config: ModelConfig, training_steps: int) -> tuple[keras.Model, int]:
+def _restore_or_build(model_config: ModelConfig, max_epochs: int) -> tuple[keras.Model, int, int]:
+    """The model, its finished epochs and its planned epochs: new, or from the trial's last checkpoint."""
     import keras
 
     from fmnist.model import build
 
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
-        return build(model_config, training_steps), 0
+        return build(model_config), 0, max_epochs
     with checkpoint.as_directory() as directory:
         state = json.loads((Path(directory) / STATE_FILE).read_text())
-        return keras.models.load_model(Path(directory) / MODEL_FILE), int(state["epoch"])
+        model = keras.models.load_model(Path(directory) / MODEL_FILE)
+    return model, int(state["epoch"]), int(state.get("planned_epochs", max_epochs))
 
 
 def _use_assigned_cpus() -> None:

@@ -10,7 +10,15 @@ import numpy as np
 import pytest
 
 from fmnist.data import stratified_split, stratified_subset
-from fmnist.model import ModelConfig, bfloat16_is_native, build, one_hot, uses_bfloat16
+from fmnist.model import (
+    ModelConfig,
+    bfloat16_is_native,
+    build,
+    cosine_rate,
+    learning_rate_callbacks,
+    one_hot,
+    uses_bfloat16,
+)
 
 
 def _layer_summary(model: keras.Model) -> list[tuple[str, object]]:
@@ -96,22 +104,26 @@ def test_fmnist_imports_neither_ray_nor_mlflow() -> None:
     assert finished.stdout.strip() == "[]"
 
 
-def test_cosine_schedule_decays_over_the_planned_steps_and_survives_a_checkpoint(tmp_path) -> None:
-    model = build(ModelConfig(learning_rate=2e-3, lr_schedule="cosine"), training_steps=10)
-    path = tmp_path / "model.keras"
-    model.save(path)
-    restored = keras.models.load_model(path)
-    for optimizer in (model.optimizer, restored.optimizer):
-        rates = []
-        for step in (0, 5, 10):
-            optimizer.iterations.assign(step)
-            rates.append(float(keras.ops.convert_to_numpy(optimizer.learning_rate)))
-        assert rates == pytest.approx([2e-3, 1e-3, 0.0], abs=1e-7)
+def test_cosine_rate_decays_from_the_base_rate_to_zero_over_the_planned_epochs() -> None:
+    rates = [cosine_rate(2e-3, epoch, epochs=4) for epoch in range(6)]
+    assert rates[0] == pytest.approx(2e-3 * 0.9619, rel=1e-3) and rates[3] == pytest.approx(2e-3 * 0.0381, rel=1e-2)
+    assert rates[:4] == sorted(rates[:4], reverse=True)
+    assert rates[4] == rates[5] == rates[3], "epochs past the plan keep its last rate"
+    assert cosine_rate(2e-3, 0, epochs=1) == pytest.approx(1e-3)
 
 
-def test_cosine_schedule_needs_its_length() -> None:
-    with pytest.raises(ValueError, match="lr_schedule cosine needs training_steps"):
-        build(ModelConfig(lr_schedule="cosine"))
+def test_cosine_schedule_sets_each_epochs_rate_when_training_an_epoch_at_a_time(dataset) -> None:
+    """As a trial trains: one `fit` per epoch with `initial_epoch`, the plan shrunk from 6 epochs to 3 after the first."""
+    train = stratified_subset(dataset.train, 200)
+    config = ModelConfig(learning_rate=2e-3, lr_schedule="cosine", optimizer="rmsprop", batch_size=100)
+    model = build(config)
+    rates = []
+    for epoch, planned in ((1, 6), (2, 3), (3, 3)):
+        model.fit(train.images, one_hot(train.labels), batch_size=100, initial_epoch=epoch - 1, epochs=epoch, verbose=0,
+                  callbacks=learning_rate_callbacks(config, planned))
+        rates.append(float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)))
+    assert rates == pytest.approx([cosine_rate(2e-3, 0, 6), cosine_rate(2e-3, 1, 3), cosine_rate(2e-3, 2, 3)], rel=1e-5)
+    assert learning_rate_callbacks(ModelConfig(), 6) == [], "a constant rate needs no callback"
 
 
 def test_auto_precision_follows_the_cpu() -> None:

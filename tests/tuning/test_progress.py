@@ -42,6 +42,14 @@ def test_the_table_fits_120_columns_and_shows_what_varies() -> None:
     assert "filters_2=" not in "\n".join(lines) and "filters_1=" in rows[0]
 
 
+def test_a_trial_shows_its_epochs_against_its_plan() -> None:
+    """A trial whose plan the time budget shortened (`planned_epochs`) shows its epochs out of that plan."""
+    trial = _trials(2)[0]
+    trial.update_last_result({"training_iteration": 4, "planned_epochs": 7, "val_accuracy": 0.85, "time_total_s": 160.0})
+    row = CompactProgressReporter("val_accuracy", "max", max_epochs=27, width=120).lines([trial])[2]
+    assert row.split()[2] == "4/7"
+
+
 def test_a_single_trial_lists_no_settings() -> None:
     lines = CompactProgressReporter("val_loss", "min", max_epochs=2, width=120).lines(_trials(1))
     assert lines[2].split() == ["1", "pending", "-", "-", "-", "-"]

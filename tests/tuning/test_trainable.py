@@ -1,0 +1,38 @@
+"""The trainable in a real Tune run: a time budget shortens a trial's plan, and the trial ends with its schedule."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import ray
+from ray import tune
+
+from fmnist.data import stratified_split, stratified_subset
+from tuning.trainable import train_cnn
+
+MAX_EPOCHS = 500
+"""Far more than fit before the deadline: the plan must come from the deadline, not from max_epochs."""
+
+
+@pytest.mark.slow
+def test_a_trial_plans_the_epochs_that_fit_before_the_deadline_and_ends_with_them(dataset, tmp_path: Path) -> None:
+    train, validation = stratified_split(stratified_subset(dataset.train, 600), validation_fraction=0.2)
+    ray.init(num_cpus=1, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    try:
+        deadline = time.time() + 45
+        tuner = tune.Tuner(
+            tune.with_parameters(train_cnn, train=train, validation=validation, max_epochs=MAX_EPOCHS, deadline=deadline),
+            param_space={"lr_schedule": "cosine", "batch_size": 64},
+            run_config=tune.RunConfig(storage_path=str(tmp_path), name="deadline", verbose=0),
+        )
+        result = tuner.fit()[0]
+    finally:
+        ray.shutdown()
+    assert result.error is None
+    history = result.metrics_dataframe
+    plans = history["planned_epochs"].tolist()
+    assert plans[0] <= MAX_EPOCHS and plans == sorted(plans, reverse=True), f"a plan only shrinks: {plans}"
+    assert 2 <= len(history) == plans[-1] < MAX_EPOCHS, f"the trial ends with its plan: {len(history)} epochs, plans {plans}"
+    assert history["timestamp"].iloc[-1] <= deadline + 1, "the last epoch ended after the deadline"
