@@ -53,8 +53,9 @@ def train_cnn(
     model_config = ModelConfig.from_dict(config)
     model, finished_epochs, planned = _restore_or_build(model_config, max_epochs)
     targets = one_hot(train.labels)
-    resumed_at, resumed_epochs = time.perf_counter(), finished_epochs
-    for epoch in range(finished_epochs + 1, planned + 1):
+    resumed_at, resumed_epochs, epoch = time.perf_counter(), finished_epochs, finished_epochs
+    while epoch < planned:
+        epoch += 1
         started = time.perf_counter()
         history = model.fit(
             train.images, targets, batch_size=model_config.batch_size, initial_epoch=epoch - 1, epochs=epoch, verbose=0,
