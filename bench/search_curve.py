@@ -1,11 +1,12 @@
 """Best validation accuracy over wall time of a search that has run, read from its results.
 
 Usage: python bench/search_curve.py NAME [--storage-path results] [--tracking-uri sqlite:///mlflow.db]
-                                      [--budget-s 3600] [--max-epochs 27] [--targets 0.92,0.93]
+                                      [--budget-s 3600] [--targets 0.92,0.93]
 
 Reads every trial's `result.json` under STORAGE_PATH/NAME and the search's MLflow parent run (its start is
 time zero: Ray and the data come a few seconds before it; its `test_accuracy` is the champion's). Prints
-the table of bench/compare_searchers.py for this one search, and how many trials trained all --max-epochs.
+the table of bench/compare_searchers.py for this one search, and how many trials trained all the search's
+--max-epochs (read from its saved settings).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from compare_searchers import finished_search_curve, print_table
 
+from tuning.saved_search import SavedSearch
 from tuning.settings import DEFAULT_TRACKING_URI, SearchSettings
 
 
@@ -25,12 +27,12 @@ def main() -> None:
     parser.add_argument("--storage-path", type=Path, default=Path(SearchSettings.storage_path))
     parser.add_argument("--tracking-uri", default=DEFAULT_TRACKING_URI)
     parser.add_argument("--budget-s", type=float, default=3600)
-    parser.add_argument("--max-epochs", type=int, default=SearchSettings.max_epochs)
     parser.add_argument("--targets", type=lambda text: [float(value) for value in text.split(",")], default=[0.92, 0.93])
     options = parser.parse_args()
     experiment_dir = options.storage_path / options.name
     if not any(experiment_dir.glob("train_cnn_*/result.json")):
         parser.error(f"{experiment_dir}: no trial results there")
+    options.max_epochs = SavedSearch.load(str(experiment_dir.resolve())).settings.max_epochs
     curve = finished_search_curve(experiment_dir, options.tracking_uri, options.name)
     print_table({options.name: curve}, options)
     epochs_per_trial = Counter(trial for _, _, trial in curve.epochs)
