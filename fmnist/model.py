@@ -8,7 +8,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import keras
@@ -89,12 +88,12 @@ def learning_rate_callbacks(config: ModelConfig, epochs: int) -> list[keras.call
 
 
 def cosine_rate(base_rate: float, epoch: int, epochs: int) -> float:
-    """The learning rate of `epoch` (from 0) in a cosine decay from `base_rate` to 0 over `epochs` epochs.
+    """The learning rate of `epoch` (from 0) in Keras's `CosineDecay` from `base_rate` to 0 over `epochs` epochs.
 
     Each epoch takes the curve's value at its middle; epochs past the plan keep the last epoch's rate.
     """
-    progress = (min(epoch, epochs - 1) + 0.5) / epochs
-    return base_rate * 0.5 * (1.0 + math.cos(math.pi * progress))
+    schedule = keras.optimizers.schedules.CosineDecay(base_rate, decay_steps=epochs)
+    return float(keras.ops.convert_to_numpy(schedule(min(epoch, epochs - 1) + 0.5)))
 
 
 def one_hot(labels: np.ndarray) -> np.ndarray:

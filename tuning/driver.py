@@ -221,7 +221,7 @@ def _init_ray(address: str | None) -> None:
     try:
         ray.init(address=address, include_dashboard=False, configure_logging=False, log_to_driver=False,
                  runtime_env={"env_vars": QUIET_LIBRARIES})
-    except Exception as error:  # Ray raises ConnectionError, RuntimeError or ValueError here
+    except (OSError, RuntimeError, ValueError, ray.exceptions.RayError) as error:  # what ray.init raises when it cannot
         where = address or "a local Ray ($RAY_ADDRESS or a new local cluster)"
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ClusterError(f"--address {where}: cannot start or reach Ray ({first_line})") from None

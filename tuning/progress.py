@@ -16,6 +16,8 @@ from typing import Any
 from ray.tune import ProgressReporter
 from ray.tune.experiment import Trial
 
+from tuning.objective import PLANNED_EPOCHS_KEY
+
 WIDTH = 120
 ROWS = 12
 REPORT_EVERY_S = 30.0
@@ -90,7 +92,7 @@ class CompactProgressReporter(ProgressReporter):
     def _row(self, number: int, trial: Trial, varying: list[str]) -> str:
         result = trial.last_result or {}
         epoch = result.get("training_iteration")
-        epochs = f"{epoch}/{result.get('planned_epochs', self._max_epochs)}" if epoch is not None else None
+        epochs = f"{epoch}/{result.get(PLANNED_EPOCHS_KEY, self._max_epochs)}" if epoch is not None else None
         now, best = result.get(self._metric), self._trial_best(trial)
         settings = " ".join(f"{name}={_short(trial.config.get(name))}" for name in varying)
         return (f"{number:>5} {trial.status.lower():<10} {_or_dash(epochs, '{}'):>5} {_or_dash(now, '{:.4f}'):>12} "

@@ -19,7 +19,7 @@ from fmnist.config import ModelConfig
 from fmnist.data import Split
 from fmnist.evaluation import evaluate
 from tuning.epoch_plan import replan
-from tuning.objective import CONFUSION_MATRIX_KEY, EPOCH_KEY
+from tuning.objective import CONFUSION_MATRIX_KEY, EPOCH_KEY, PLANNED_EPOCHS_KEY
 
 if TYPE_CHECKING:
     import keras
@@ -74,8 +74,8 @@ def train_cnn(
         planned = replan(planned, epoch, seconds_per_epoch, None if deadline is None else deadline - time.time())
         with tempfile.TemporaryDirectory() as directory:
             model.save(Path(directory) / MODEL_FILE)
-            (Path(directory) / STATE_FILE).write_text(json.dumps({"epoch": epoch, "planned_epochs": planned}))
-            metrics |= {"planned_epochs": planned, "time_fit_s": fitted - started, "time_validation_s": validated - fitted,
+            (Path(directory) / STATE_FILE).write_text(json.dumps({EPOCH_KEY: epoch, PLANNED_EPOCHS_KEY: planned}))
+            metrics |= {PLANNED_EPOCHS_KEY: planned, "time_fit_s": fitted - started, "time_validation_s": validated - fitted,
                         "time_checkpoint_s": time.perf_counter() - validated}
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
 
@@ -114,7 +114,7 @@ def _restore_or_build(model_config: ModelConfig, max_epochs: int) -> tuple[keras
     with checkpoint.as_directory() as directory:
         state = json.loads((Path(directory) / STATE_FILE).read_text())
         model = keras.models.load_model(Path(directory) / MODEL_FILE)
-    return model, int(state["epoch"]), int(state.get("planned_epochs", max_epochs))
+    return model, int(state[EPOCH_KEY]), int(state.get(PLANNED_EPOCHS_KEY, max_epochs))
 
 
 def _use_assigned_cpus() -> None:

@@ -78,9 +78,9 @@ def test_stratified_split_keeps_class_balance_and_is_repeatable(dataset) -> None
     train, validation = data.stratified_split(dataset.train, validation_fraction=0.1, seed=7)
     assert (len(train), len(validation)) == (54_000, 6_000)
     assert np.bincount(validation.labels, minlength=10).tolist() == [600] * 10
-    again_train, again_validation = data.stratified_split(dataset.train, validation_fraction=0.1, seed=7)
+    _, again_validation = data.stratified_split(dataset.train, validation_fraction=0.1, seed=7)
     np.testing.assert_array_equal(again_validation.images, validation.images)
-    other_train, other_validation = data.stratified_split(dataset.train, validation_fraction=0.1, seed=8)
+    _, other_validation = data.stratified_split(dataset.train, validation_fraction=0.1, seed=8)
     assert not np.array_equal(other_validation.images, validation.images)
 
 

@@ -6,6 +6,7 @@ import random
 
 from ray.tune.experiment import Trial
 
+from tuning.objective import PLANNED_EPOCHS_KEY
 from tuning.progress import CompactProgressReporter
 from tuning.settings import DEFAULT_SPACE_FILE
 from tuning.space import load_space
@@ -45,7 +46,7 @@ def test_the_table_fits_120_columns_and_shows_what_varies() -> None:
 def test_a_trial_shows_its_epochs_against_its_plan() -> None:
     """A trial whose plan the time budget shortened (`planned_epochs`) shows its epochs out of that plan."""
     trial = _trials(2)[0]
-    trial.update_last_result({"training_iteration": 4, "planned_epochs": 7, "val_accuracy": 0.85, "time_total_s": 160.0})
+    trial.update_last_result({"training_iteration": 4, PLANNED_EPOCHS_KEY: 7, "val_accuracy": 0.85, "time_total_s": 160.0})
     row = CompactProgressReporter("val_accuracy", "max", max_epochs=27, width=120).lines([trial])[2]
     assert row.split()[2] == "4/7"
 

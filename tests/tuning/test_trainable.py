@@ -10,6 +10,7 @@ import ray
 from ray import tune
 
 from fmnist.data import stratified_split, stratified_subset
+from tuning.objective import PLANNED_EPOCHS_KEY
 from tuning.trainable import train_cnn
 
 MAX_EPOCHS = 500
@@ -32,7 +33,7 @@ def test_a_trial_plans_the_epochs_that_fit_before_the_deadline_and_ends_with_the
         ray.shutdown()
     assert result.error is None
     history = result.metrics_dataframe
-    plans = history["planned_epochs"].tolist()
+    plans = history[PLANNED_EPOCHS_KEY].tolist()
     assert plans[0] <= MAX_EPOCHS and plans == sorted(plans, reverse=True), f"a plan only shrinks: {plans}"
     assert 2 <= len(history) == plans[-1] < MAX_EPOCHS, f"the trial ends with its plan: {len(history)} epochs, plans {plans}"
     assert history["timestamp"].iloc[-1] <= deadline + 1, "the last epoch ended after the deadline"
