@@ -27,11 +27,27 @@ class Evaluation:
     loss: float
     metrics: ClassificationMetrics
 
+    def scalars(self, prefix: str = "") -> dict[str, float]:
+        """The loss and the macro metrics by name, e.g. `val_loss`, `val_accuracy`, `val_f1`."""
+        scores = self.metrics
+        values = {"loss": self.loss, "accuracy": scores.accuracy, "precision": scores.precision, "recall": scores.recall,
+                  "f1": scores.f1}
+        return {f"{prefix}{name}": value for name, value in values.items()}
+
 
 def evaluate(model: Classifier, split: Split) -> Evaluation:
     """Predict `split` once and score it."""
-    probabilities = np.asarray(model.predict(split.images, batch_size=PREDICT_BATCH_SIZE, verbose=0))
-    labels = split.labels.astype(np.int64)
+    return score(predict(model, split), split.labels)
+
+
+def predict(model: Classifier, split: Split) -> np.ndarray:
+    """The model's class probabilities (N, 10) for the split's images."""
+    return np.asarray(model.predict(split.images, batch_size=PREDICT_BATCH_SIZE, verbose=0))
+
+
+def score(probabilities: np.ndarray, labels: np.ndarray) -> Evaluation:
+    """Class probabilities (N, 10) against the true labels (N,)."""
+    labels = labels.astype(np.int64)
     true_class_probability = np.clip(probabilities[np.arange(len(labels)), labels], PROBABILITY_FLOOR, 1.0)
     return Evaluation(
         loss=float(-np.mean(np.log(true_class_probability))),

@@ -1,7 +1,9 @@
-"""The winner's one evaluation on the test set and its registration, in a Ray actor started with the search.
+"""The champion's one evaluation on the test set and its registration, in a Ray actor started with the search.
 
-The actor loads the winning checkpoint, scores it on the untouched test split, logs the test metrics
-and the model to the search's MLflow parent run and registers it. Running it on the cluster keeps
+The actor loads the best checkpoints of the leading trials and picks the champion on the validation split:
+the average of the first 1, 2, ... of them (best first) that scores best, the fewest on a tie. It scores
+the champion once on the untouched test split, logs the test metrics and the model to the search's MLflow
+parent run and registers it. Running it on the cluster keeps
 TensorFlow out of the driver (its memory and start-up time). Started when the search starts, the actor
 imports TensorFlow, Keras and MLflow while the trials train, on a thread at the lowest CPU priority, so
 the evaluation after the search does not wait for those imports and the trials lose no CPU to them.
@@ -14,13 +16,15 @@ import threading
 from dataclasses import dataclass
 
 import mlflow
+import numpy as np
 import ray
 from ray import tune
 
 from fmnist.data import Split
-from fmnist.evaluation import evaluate
+from fmnist.ensemble import average, running_means
+from fmnist.evaluation import evaluate, predict, score
 from fmnist.metrics import ClassificationMetrics
-from tuning import registry
+from tuning import objective, registry
 from tuning.trainable import load_checkpoint_model
 
 LOWEST_PRIORITY = 19
@@ -29,8 +33,10 @@ LOWEST_PRIORITY = 19
 
 @dataclass(frozen=True)
 class Champion:
-    """The winner's test metrics and its registry version."""
+    """How many leading trials the champion averages, its validation score, its test metrics and registry version."""
 
+    members: int
+    validation_score: float
     test_metrics: ClassificationMetrics
     registration: registry.Registration
 
@@ -49,17 +55,23 @@ class ChampionEvaluator:
         return self.import_priority
 
     def evaluate_and_register(
-        self, checkpoint: tune.Checkpoint, test: Split, parent_run_id: str, model_name: str, tracking_uri: str
+        self, checkpoints: list[tune.Checkpoint], validation: Split, test: Split, metric: str, parent_run_id: str,
+        model_name: str, tracking_uri: str,
     ) -> Champion:
-        """Score the checkpoint's model on `test` once, log the scores and the model, register it."""
+        """Pick the champion among averages of the leading trials' `checkpoints` (best first) by `metric` on
+        `validation`, score it on `test` once, log the scores and the model, register it."""
         self._imports.join()
         mlflow.set_tracking_uri(tracking_uri)
         mlflow.set_registry_uri(tracking_uri)
-        model = load_checkpoint_model(checkpoint)
-        test_metrics = evaluate(model, test).metrics
+        models = [load_checkpoint_model(checkpoint) for checkpoint in checkpoints]
+        members, validation_score = members_to_average(
+            [predict(model, validation) for model in models], validation.labels, metric
+        )
+        champion = average(models[:members])
+        test_metrics = evaluate(champion, test).metrics
         registry.log_test_metrics(parent_run_id, test_metrics)
-        registration = registry.register(parent_run_id, model, test, test_metrics.accuracy, model_name)
-        return Champion(test_metrics, registration)
+        registration = registry.register(parent_run_id, champion, test, test_metrics.accuracy, model_name)
+        return Champion(members, validation_score, test_metrics, registration)
 
     def _import_at_lowest_priority(self) -> None:
         """Import what the evaluation needs. Linux keeps a nice value per thread, so only this thread is lowered."""
@@ -77,9 +89,20 @@ def start_champion_evaluator() -> ray.actor.ActorHandle:
     return ray.remote(num_cpus=0, max_restarts=1, max_task_retries=1)(ChampionEvaluator).remote()
 
 
+def members_to_average(probabilities: list[np.ndarray], labels: np.ndarray, metric: str) -> tuple[int, float]:
+    """How many of the leading trials' validation `probabilities` (best first) to average, and that average's
+    `metric` (a `val_` metric): the count that scores best, the fewest on a tie."""
+    sign = -1.0 if objective.mode(metric) == "min" else 1.0
+    scores = [score(mean, labels).scalars(prefix="val_")[metric] for mean in running_means(probabilities)]
+    best = max(range(len(scores)), key=lambda index: (sign * scores[index], -index))
+    return best + 1, scores[best]
+
+
 def evaluate_and_register_on_cluster(
-    evaluator: ray.actor.ActorHandle, checkpoint: tune.Checkpoint, test: Split, parent_run_id: str, model_name: str,
-    tracking_uri: str,
+    evaluator: ray.actor.ActorHandle, checkpoints: list[tune.Checkpoint], validation: Split, test: Split, metric: str,
+    parent_run_id: str, model_name: str, tracking_uri: str,
 ) -> Champion:
     """The evaluator actor's `evaluate_and_register`; returns what it returned."""
-    return ray.get(evaluator.evaluate_and_register.remote(checkpoint, test, parent_run_id, model_name, tracking_uri))
+    return ray.get(evaluator.evaluate_and_register.remote(
+        checkpoints, validation, test, metric, parent_run_id, model_name, tracking_uri
+    ))

@@ -136,12 +136,18 @@ def run(search: PreparedSearch) -> int:
     if results.num_terminated == 0:
         print(f"error: all {len(results)} trials failed; the first: {results.errors[0]!s:.300}", file=sys.stderr)
         return 1
-    best = outcome.winner(results, settings.metric, settings.mode)
+    leaders = outcome.leaders(results, settings.metric, settings.mode, settings.ensemble_size)
+    if not leaders:
+        print(f"error: no trial kept a checkpoint with a finite {settings.metric}", file=sys.stderr)
+        return 1
     champion = evaluate_and_register_on_cluster(
-        evaluator, best.checkpoint, dataset.test, parent_run_id, settings.model_name, settings.tracking_uri
+        evaluator, [leader.checkpoint for leader in leaders], validation, dataset.test, settings.metric, parent_run_id,
+        settings.model_name, settings.tracking_uri,
     )
-    tracking.finish_parent_run(parent_run_id, best.trial_id, best.config)
-    print_summary(results, settings, champion.test_metrics, champion.registration, parent_run_id)
+    members = [leader.trial_id for leader in leaders[:champion.members]]
+    tracking.finish_parent_run(parent_run_id, leaders[0].trial_id, leaders[0].config, members,
+                               {f"champion_{settings.metric}": champion.validation_score})
+    print_summary(results, settings, champion, members, parent_run_id)
     return 0
 
 

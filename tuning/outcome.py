@@ -1,7 +1,8 @@
-"""Reading a finished `Tuner.fit()`: did it stop early, and which trial won."""
+"""Reading a finished `Tuner.fit()`: did it stop early, and which trials lead."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,8 +15,8 @@ FINISHED_STATUSES = (Trial.TERMINATED, Trial.ERROR)
 
 
 @dataclass(frozen=True)
-class Winner:
-    """The best trial over all its epochs, and the checkpoint of its best epoch."""
+class Leader:
+    """A trial ranked by its best epoch, and the checkpoint of that epoch."""
 
     trial_id: str
     config: dict[str, Any]
@@ -36,10 +37,16 @@ def saved_trial_statuses(experiment_path: str) -> list[str]:
     return [trial.status for trial in tune.ExperimentAnalysis(experiment_path).trials]
 
 
-def winner(results: tune.ResultGrid, metric: str, mode: Mode) -> Winner:
-    """The trial with the best `metric` at any epoch (not only its last), and that epoch's checkpoint."""
-    best = results.get_best_result(metric, mode, scope="all")
-    checkpoint = best.get_best_checkpoint(metric, mode)
-    if checkpoint is None or not best.metrics or best.config is None:
-        raise RuntimeError(f"the best trial left no checkpoint under {best.path}")
-    return Winner(best.metrics["trial_id"], best.config, checkpoint)
+def leaders(results: tune.ResultGrid, metric: str, mode: Mode, count: int) -> list[Leader]:
+    """The `count` trials with the best `metric` at any kept epoch (not only their last), best first, each with that
+    epoch's checkpoint. Trials that kept no checkpoint with a finite `metric` are left out."""
+    best_of = max if mode == "max" else min
+    scored: list[tuple[float, Leader]] = []
+    for result in results:
+        kept = [(float(metrics[metric]), checkpoint) for checkpoint, metrics in result.best_checkpoints or []
+                if isinstance(metrics.get(metric), int | float) and math.isfinite(metrics[metric])]
+        if kept and result.config is not None and result.metrics:
+            value, checkpoint = best_of(kept, key=lambda pair: pair[0])
+            scored.append((value, Leader(str(result.metrics["trial_id"]), result.config, checkpoint)))
+    scored.sort(key=lambda pair: pair[0], reverse=mode == "max")
+    return [trial for _, trial in scored[:count]]

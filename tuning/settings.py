@@ -66,6 +66,9 @@ class SearchSettings:
     points to evaluate count among them. A 60-minute search on 2 cores runs 8-18 trials: with Optuna's 10, most
     of them were random (docs/benchmarks.md)."""
     metric: str = "val_accuracy"
+    ensemble_size: int = 3
+    """The champion averages the class probabilities of up to this many leading trials: as many as score best on
+    validation together, best first (1: the best trial alone). Measured in docs/benchmarks.md."""
     warm_start: tuple[str, ...] = ()
     max_failures: int = 2
     address: str | None = None
@@ -108,6 +111,7 @@ class SearchSettings:
             _at_least("max_concurrent_trials", self.max_concurrent_trials, 1)
         _at_least("seed", self.seed, 0)
         _at_least("startup_trials", self.startup_trials, 1)
+        _at_least("ensemble_size", self.ensemble_size, 1)
         _at_least("max_failures", self.max_failures, -1)
         _at_least("gpus_per_trial", self.gpus_per_trial, 0)
         if self.grace_period > self.max_epochs:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import time
 import urllib.error
 import urllib.request
 import warnings
@@ -14,7 +15,7 @@ from typing import Any
 
 import mlflow
 from mlflow.data.numpy_dataset import from_numpy
-from mlflow.entities import DatasetInput, InputTag, Param
+from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_MAX_RETRIES
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
@@ -112,16 +113,24 @@ def check_run_exists(tracking_uri: str, run_id: str) -> None:
         raise TrackingError(f"--tracking-uri {tracking_uri}: the search's parent run {run_id} is not there") from None
 
 
-def finish_parent_run(run_id: str, best_trial_id: str, best_config: dict[str, Any]) -> None:
-    """Record the winning trial (its config as `best.*` params, its run) and close the parent run."""
+def finish_parent_run(
+    run_id: str, best_trial_id: str, best_config: dict[str, Any], champion_trial_ids: list[str],
+    champion_metrics: dict[str, float],
+) -> None:
+    """Record the best trial (its config as `best.*` params, its run), the trials the champion averages (tag
+    `champion_trial_ids`) and its validation scores (`champion_*` metrics), and close the parent run."""
     client = MlflowClient()
     best_trial_runs = client.search_runs(
         [client.get_run(run_id).info.experiment_id],
         filter_string=f"tags.mlflow.parentRunId = '{run_id}' and tags.trial_id = '{best_trial_id}'",
     )
-    params = [Param(f"best.{name}", str(value)) for name, value in sorted(best_config.items())]
-    client.log_batch(run_id, params=params)
-    client.set_tag(run_id, "best_trial_id", best_trial_id)
+    now_ms = int(time.time() * 1000)
+    client.log_batch(
+        run_id,
+        metrics=[Metric(name, value, timestamp=now_ms, step=0) for name, value in champion_metrics.items()],
+        params=[Param(f"best.{name}", str(value)) for name, value in sorted(best_config.items())],
+        tags=[RunTag("best_trial_id", best_trial_id), RunTag("champion_trial_ids", ",".join(champion_trial_ids))],
+    )
     if best_trial_runs:
         client.set_tag(run_id, "best_trial_run_id", best_trial_runs[0].info.run_id)
     client.set_terminated(run_id, "FINISHED")

@@ -83,15 +83,8 @@ def train_cnn(
 def validation_metrics(model: keras.Model, validation: Split) -> dict[str, Any]:
     """Loss, accuracy, macro precision/recall/F1 and the confusion matrix (as JSON) on the validation split."""
     evaluation = evaluate(model, validation)
-    scores = evaluation.metrics
-    return {
-        "val_loss": evaluation.loss,
-        "val_accuracy": scores.accuracy,
-        "val_precision": scores.precision,
-        "val_recall": scores.recall,
-        "val_f1": scores.f1,
-        CONFUSION_MATRIX_KEY: json.dumps(scores.confusion_matrix.tolist()),
-    }
+    confusion_matrix = json.dumps(evaluation.metrics.confusion_matrix.tolist())
+    return evaluation.scalars(prefix="val_") | {CONFUSION_MATRIX_KEY: confusion_matrix}
 
 
 def load_checkpoint_model(checkpoint: tune.Checkpoint) -> keras.Model:

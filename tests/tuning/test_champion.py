@@ -1,10 +1,13 @@
-"""The champion evaluator actor: started with the search, it loads its libraries without taking the trials' CPUs."""
+"""The champion: the evaluator actor loads its libraries without taking the trials' CPUs, and picks how many
+leading trials to average by their scores on validation."""
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
 import ray
 
-from tuning.champion import LOWEST_PRIORITY, start_champion_evaluator
+from tuning.champion import LOWEST_PRIORITY, members_to_average, start_champion_evaluator
 
 
 def test_the_evaluator_takes_no_cpu_slot_and_imports_at_the_lowest_priority() -> None:
@@ -15,3 +18,28 @@ def test_the_evaluator_takes_no_cpu_slot_and_imports_at_the_lowest_priority() ->
         assert ray.available_resources().get("CPU") == 2, "the evaluator holds a CPU a trial could use"
     finally:
         ray.shutdown()
+
+
+def _probabilities(first_two_classes: list[tuple[float, float]]) -> np.ndarray:
+    """Class probabilities of images whose mass lies on classes 0 and 1."""
+    probabilities = np.zeros((len(first_two_classes), 10))
+    probabilities[:, :2] = first_two_classes
+    return probabilities
+
+
+# Three images of class 0. The two leading trials each miss a different one; their average gets all three.
+# Adding the third, sure of class 1 everywhere, pulls two of them over to class 1.
+LABELS = np.zeros(3, dtype=np.int64)
+FIRST = _probabilities([(0.9, 0.1), (0.9, 0.1), (0.4, 0.6)])
+SECOND = _probabilities([(0.4, 0.6), (0.9, 0.1), (0.9, 0.1)])
+THIRD = _probabilities([(0.0, 1.0), (0.0, 1.0), (0.0, 1.0)])
+
+
+def test_the_champion_averages_as_many_leading_trials_as_score_best_together() -> None:
+    assert members_to_average([FIRST, SECOND, THIRD], LABELS, "val_accuracy") == (2, pytest.approx(1.0))
+    assert members_to_average([FIRST, SECOND, THIRD], LABELS, "val_loss")[0] == 2
+
+
+def test_on_a_tie_the_champion_averages_the_fewest_trials() -> None:
+    assert members_to_average([FIRST, FIRST, FIRST], LABELS, "val_accuracy") == (1, pytest.approx(2 / 3))
+    assert members_to_average([FIRST], LABELS, "val_f1")[0] == 1

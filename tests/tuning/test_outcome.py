@@ -1,4 +1,4 @@
-"""Reading a finished Tune run: interruption, and the winner by its best epoch (no model is trained)."""
+"""Reading a finished Tune run: interruption, and the leading trials by their best epoch (no model is trained)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pytest
 import ray
 from ray import tune
 
-from tuning.outcome import was_interrupted, winner
+from tuning.outcome import leaders, was_interrupted
 
 # The validation accuracy each trial reports at epochs 1, 2, 3: "peaked" is best at epoch 2 but ends
-# below "steady"; selection by the best epoch must pick "peaked" and its epoch-2 checkpoint.
+# below "steady"; ranking by the best epoch must put "peaked" first, with its epoch-2 checkpoint.
 CURVES = {"steady": [0.70, 0.80, 0.85], "peaked": [0.75, 0.90, 0.60], "weak": [0.50, 0.55, 0.60]}
 
 
@@ -56,12 +56,18 @@ def curves_results(tmp_path_factory: pytest.TempPathFactory) -> tune.ResultGrid:
     ray.shutdown()
 
 
-def test_the_winner_is_the_best_epoch_of_any_trial(curves_results: tune.ResultGrid) -> None:
-    best = winner(curves_results, "val_accuracy", "max")
-    assert best.config == {"curve": "peaked"}
-    with best.checkpoint.as_directory() as directory:
+def test_trials_lead_by_their_best_epoch_with_that_epochs_checkpoint(curves_results: tune.ResultGrid) -> None:
+    ranked = leaders(curves_results, "val_accuracy", "max", count=3)
+    assert [leader.config["curve"] for leader in ranked] == ["peaked", "steady", "weak"]
+    with ranked[0].checkpoint.as_directory() as directory:
         assert json.loads((Path(directory) / "epoch.json").read_text()) == 2
+    assert len({leader.trial_id for leader in ranked}) == 3
+    assert [leader.config for leader in leaders(curves_results, "val_accuracy", "max", count=2)] == [
+        {"curve": "peaked"}, {"curve": "steady"}
+    ]
 
 
-def test_minimising_picks_the_lowest_value_of_any_epoch(curves_results: tune.ResultGrid) -> None:
-    assert winner(curves_results, "val_accuracy", "min").config == {"curve": "weak"}
+def test_minimising_ranks_the_lowest_value_of_any_epoch_first(curves_results: tune.ResultGrid) -> None:
+    assert [leader.config["curve"] for leader in leaders(curves_results, "val_accuracy", "min", count=3)] == [
+        "weak", "peaked", "steady"
+    ]

@@ -137,6 +137,23 @@ def test_best_model_registered_as_champion(finished_search: FinishedSearch) -> N
     assert model.metadata.get_input_schema().inputs[0].shape == (-1, 28, 28)
 
 
+def test_the_champion_averages_the_leading_trials_that_score_best_on_validation(finished_search: FinishedSearch) -> None:
+    """The parent run names the trials the champion averages (the best trial first, at most --ensemble-size 3) and
+    its validation accuracy: at least the best trial's, which is one of the choices (to one image of the 150,
+    as the evaluator's threads may round differently); the registered model holds that many members."""
+    client = MlflowClient(finished_search.server.uri)
+    parent = client.get_run(finished_search.parent_run_id).data
+    members = parent.tags["champion_trial_ids"].split(",")
+    assert members[0] == parent.tags["best_trial_id"] and 1 <= len(members) <= 3 and len(set(members)) == len(members)
+    assert set(members) <= {run.data.tags["trial_id"] for run in finished_search.trial_runs}
+    best_trial = max(point.value for run in finished_search.trial_runs
+                     for point in client.get_metric_history(run.info.run_id, "val_accuracy"))
+    assert parent.metrics["champion_val_accuracy"] >= best_trial - 1 / 150 - 1e-9
+    model = mlflow.pyfunc.load_model("models:/fmnist-cnn@champion").unwrap_python_model().model
+    averaged = [layer.name for layer in model.layers if layer.name.startswith("member_")]
+    assert len(averaged) == (len(members) if len(members) > 1 else 0)
+
+
 def test_the_served_champion_answers_images_and_refuses_pixels_out_of_range(finished_search: FinishedSearch, dataset) -> None:
     """`mlflow models serve` of the champion: the Keras model's answers for real images, HTTP 400 naming the
     range for pixels outside 0..255, and still up afterwards."""

@@ -60,6 +60,7 @@ def test_a_short_max_epochs_brings_asha_s_first_rung_with_it_unless_the_rung_is_
         (["--time-budget-s", "0"], "--time-budget-s must be above 0, got 0"),
         (["--seed", "-1"], "--seed must be at least 0, got -1"),
         (["--startup-trials", "0"], "--startup-trials must be at least 1, got 0"),
+        (["--ensemble-size", "0"], "--ensemble-size must be at least 1, got 0"),
         (["--max-failures", "-2"], "--max-failures must be at least -1, got -2"),
         (["--name", "a/b"], "--name must be a plain folder name, got 'a/b'"),
         (["--warm-start", ""], "--warm-start must name an earlier search, got ''"),
