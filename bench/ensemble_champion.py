@@ -11,6 +11,10 @@ scores are printed to measure the choice, which never sees them.
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+import statistics
+import time
 from pathlib import Path
 
 from ray import tune
@@ -24,6 +28,8 @@ from tuning.outcome import leaders
 from tuning.saved_search import SavedSearch
 from tuning.settings import SearchSettings
 from tuning.trainable import load_checkpoint_model
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def main() -> None:
@@ -40,9 +46,14 @@ def main() -> None:
     _, validation = training_splits(dataset.train, settings)
     results = tune.ResultGrid(tune.ExperimentAnalysis(str(experiment_dir)))
     ranked = leaders(results, settings.metric, settings.mode, options.up_to)
-    models = [load_checkpoint_model(leader.checkpoint) for leader in ranked]
-    validation_probabilities = [predict(model, validation) for model in models]
-    test_probabilities = [predict(model, dataset.test) for model in models]
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # predict's retracing notes for each new model
+    validation_probabilities, test_probabilities, member_seconds = [], [], []
+    for leader in ranked:
+        started = time.perf_counter()
+        model = load_checkpoint_model(leader.checkpoint)
+        validation_probabilities.append(predict(model, validation))
+        member_seconds.append(time.perf_counter() - started)
+        test_probabilities.append(predict(model, dataset.test))
     picked, _ = members_to_average(validation_probabilities, validation.labels, settings.metric)
     print(f"{options.name}: averages of its leading trials by {settings.metric} (the search picks {picked})")
     print(f"{'trials':>6}  {'last added':>10}  {'its val':>8}  {'its test':>8}  {'average val':>11}  {'average test':>12}")
@@ -56,6 +67,8 @@ def main() -> None:
         mark = "  <- picked" if count == picked else ""
         print(f"{count:>6}  {leader.trial_id:>10}  {accuracies[0]:>8.2%}  {accuracies[1]:>8.2%}  {accuracies[2]:>11.2%}  "
               f"{accuracies[3]:>12.2%}{mark}")
+    print(f"each trial costs the choice {statistics.median(member_seconds):.2f} s (median: load its checkpoint, "
+          f"predict {len(validation):,} validation images)")
 
 
 if __name__ == "__main__":

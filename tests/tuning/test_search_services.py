@@ -19,6 +19,7 @@ import numpy as np
 import optuna
 import pytest
 from mlflow.tracking import MlflowClient
+from ray import tune
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tests.tuning.conftest import MlflowServer, free_port, run_module, wait_for_http
@@ -152,6 +153,24 @@ def test_the_champion_averages_the_leading_trials_that_score_best_on_validation(
     model = mlflow.pyfunc.load_model("models:/fmnist-cnn@champion").unwrap_python_model().model
     averaged = [layer.name for layer in model.layers if layer.name.startswith("member_")]
     assert len(averaged) == (len(members) if len(members) > 1 else 0)
+
+
+def test_an_average_of_trials_registers_and_loads_back_as_their_mean(finished_search: FinishedSearch, dataset) -> None:
+    """The registry path of an averaged champion, whatever this small search picked: two trials' last checkpoints
+    averaged, registered under a name of its own, loaded through MLflow's pyfunc."""
+    from fmnist.ensemble import average
+    from tuning import registry
+    from tuning.trainable import load_checkpoint_model
+
+    mlflow.set_tracking_uri(finished_search.server.uri)
+    trial_dirs = sorted(finished_search.experiment_dir.glob("train_cnn_*"))[:2]
+    members = [load_checkpoint_model(tune.Checkpoint(str(max(trial_dir.glob("checkpoint_*")))))
+               for trial_dir in trial_dirs]
+    registration = registry.register(finished_search.parent_run_id, average(members), dataset.test, 0.5, "fmnist-cnn-average-test")
+    images = dataset.test.images[:8].astype(np.float32)
+    served = mlflow.pyfunc.load_model(registration.model_uri).predict(images)
+    expected = np.mean([member.predict(images, verbose=0) for member in members], axis=0)
+    np.testing.assert_allclose(np.asarray(served), expected, atol=1e-5)
 
 
 def test_the_served_champion_answers_images_and_refuses_pixels_out_of_range(finished_search: FinishedSearch, dataset) -> None:
