@@ -29,9 +29,7 @@ class Evaluation:
 
     def scalars(self, prefix: str = "") -> dict[str, float]:
         """The loss and the macro metrics by name, e.g. `val_loss`, `val_accuracy`, `val_f1`."""
-        scores = self.metrics
-        values = {"loss": self.loss, "accuracy": scores.accuracy, "precision": scores.precision, "recall": scores.recall,
-                  "f1": scores.f1}
+        values = {"loss": self.loss, **self.metrics.macro()}
         return {f"{prefix}{name}": value for name, value in values.items()}
 
 

@@ -36,9 +36,13 @@ class ClassificationMetrics:
     per_class_f1: np.ndarray
     confusion_matrix: np.ndarray
 
+    def macro(self) -> dict[str, float]:
+        """Accuracy and the macro averages by name: `accuracy`, `precision`, `recall`, `f1`."""
+        return {"accuracy": self.accuracy, "precision": self.precision, "recall": self.recall, "f1": self.f1}
+
     def scalars(self, prefix: str = "") -> dict[str, float]:
         """Flat name -> value, e.g. `val_accuracy`, `val_f1`, `val_f1_Trouser`."""
-        values = {"accuracy": self.accuracy, "precision": self.precision, "recall": self.recall, "f1": self.f1}
+        values = self.macro()
         for name, per_class in (
             ("precision", self.per_class_precision), ("recall", self.per_class_recall), ("f1", self.per_class_f1)
         ):

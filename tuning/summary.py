@@ -15,7 +15,8 @@ def print_summary(
     results: tune.ResultGrid, settings: SearchSettings, champion: Champion, champion_trial_ids: list[str],
     parent_run_id: str,
 ) -> None:
-    """Top trials, the champion (the trials it averages) and its test metrics, where the runs, model and logs are."""
+    """Top trials, the champion (the trials it averages, best first) and its test metrics, where the runs, model and
+    logs are."""
     metric = settings.metric
     frame = results.get_dataframe(filter_metric=metric, filter_mode=settings.mode)
     frame = frame.sort_values(metric, ascending=settings.mode == "min").head(TOP_TRIALS)
@@ -26,7 +27,7 @@ def print_summary(
     print(table.to_string(index=False, float_format=lambda value: f"{value:.4g}"))
     winner = frame.iloc[0]
     print(f"\nBest trial {winner['trial_id']}: {metric} {winner[metric]:.4f} at epoch {winner['training_iteration']}")
-    if champion.members > 1:
+    if len(champion_trial_ids) > 1:
         print(f"Champion: the average of trials {', '.join(champion_trial_ids)}, {metric} {champion.validation_score:.4f}")
     test_metrics, registration = champion.test_metrics, champion.registration
     print(

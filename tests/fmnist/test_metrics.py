@@ -82,3 +82,6 @@ def test_evaluation_scores_loss_and_metrics_from_one_prediction() -> None:
     result = evaluate(_FixedClassifier(probabilities), Split(np.zeros((4, 28, 28), np.uint8), labels))
     assert result.metrics.accuracy == pytest.approx(0.75)
     assert result.loss == pytest.approx(-(3 * np.log(0.55) + np.log(0.05)) / 4, rel=1e-5)
+    assert result.scalars("val_") == {"val_loss": result.loss, **{f"val_{name}": value
+                                                                  for name, value in result.metrics.macro().items()}}
+    assert set(result.metrics.macro()) == {"accuracy", "precision", "recall", "f1"}
