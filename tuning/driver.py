@@ -124,7 +124,7 @@ def run(search: PreparedSearch) -> int:
             tracking.log_warm_start(parent_run_id, len(search.warm_start.trials), search.warm_start.skipped)
             print(f"warm start: {len(search.warm_start.trials)} trials from {', '.join(settings.warm_start)}, "
                   f"{search.warm_start.skipped} skipped (outside this search's space)")
-        tuner = _new_tuner(settings, search.space, trainable, search.experiment_id, parent_run_id, inputs)
+        tuner = _new_tuner(settings, search.space, trainable, search.experiment_id, parent_run_id, inputs, deadline)
     evaluator = start_champion_evaluator()
     started = time.monotonic()
     results = tuner.fit()
@@ -159,12 +159,13 @@ def training_splits(training: Split, settings: SearchSettings) -> tuple[Split, S
 
 
 def _new_tuner(
-    settings: SearchSettings, space: SearchSpace, trainable: Any, experiment_id: str, parent_run_id: str, inputs: list
+    settings: SearchSettings, space: SearchSpace, trainable: Any, experiment_id: str, parent_run_id: str, inputs: list,
+    deadline: float | None,
 ) -> tune.Tuner:
     searcher = StoredStudySearcher(
         settings.study_storage, settings.name, space.optuna_distributions(),
         metric=settings.metric, mode=settings.mode, max_epochs=settings.max_epochs, seed=settings.seed,
-        startup_trials=settings.startup_trials,
+        startup_trials=settings.startup_trials, deadline=deadline,
     )
     scheduler = ASHAScheduler(
         time_attr="training_iteration", max_t=settings.max_epochs,

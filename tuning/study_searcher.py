@@ -8,6 +8,8 @@ it, so TPE does not learn from short-trained scores as if they were final. Every
 stored as an intermediate value, so optuna-dashboard shows where trials were cut while they run.
 An epoch reported twice (Tune runs it again when it restores a crashed driver's last saved state, which
 can lag what the trials reported) keeps its first value, as in MLflow, and never reopens a finished trial.
+With a deadline (the time budget's end), it starts no trial once even the fastest epoch seen could not end
+before it: a trial that never reports would only leave an empty run behind.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any, TypeVar
 import optuna
 from optuna.distributions import BaseDistribution
 from optuna.trial import TrialState
-from ray.tune.result import TRAINING_ITERATION
+from ray.tune.result import TIME_THIS_ITER_S, TRAINING_ITERATION
 from ray.tune.search import Searcher
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -39,7 +41,7 @@ class StoredStudySearcher(Searcher):
 
     def __init__(
         self, storage_url: str, study_name: str, distributions: dict[str, BaseDistribution], *,
-        metric: str, mode: str, max_epochs: int, seed: int, startup_trials: int,
+        metric: str, mode: str, max_epochs: int, seed: int, startup_trials: int, deadline: float | None = None,
     ) -> None:
         super().__init__(metric=metric, mode=mode)
         self._storage_url, self._study_name = storage_url, study_name
@@ -49,6 +51,9 @@ class StoredStudySearcher(Searcher):
         """Tune trial id -> Optuna trial number: saved with the experiment, so a resumed search tells the same trials."""
         self._storage: optuna.storages.BaseStorage | None = None
         self._study: optuna.Study | None = None
+        self._deadline = deadline
+        """`time.time()` at the budget's end; not pickled: a resumed search has a budget of its own."""
+        self._fastest_epoch_s: float | None = None
 
     @property
     def study(self) -> optuna.Study:
@@ -59,14 +64,24 @@ class StoredStudySearcher(Searcher):
         """The space, metric and mode are this searcher's own; Tune's `param_space` only adds fixed values."""
         return False
 
-    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        if self.no_time_for_an_epoch():
+            return Searcher.FINISHED
         trial = retrying(lambda: self.study.ask(self._distributions))
         self._trial_numbers[trial_id] = trial.number
         retrying(lambda: trial.set_user_attr(stored_study.TUNE_TRIAL_ID_ATTR, trial_id))
         return dict(trial.params)
 
+    def no_time_for_an_epoch(self) -> bool:
+        """True when the deadline is nearer than the fastest epoch any trial has reported."""
+        if self._deadline is None or self._fastest_epoch_s is None:
+            return False
+        return time.time() + self._fastest_epoch_s > self._deadline
+
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        value, step = result.get(self.metric), result.get(TRAINING_ITERATION)
+        value, step, epoch_s = result.get(self.metric), result.get(TRAINING_ITERATION), result.get(TIME_THIS_ITER_S)
+        if isinstance(epoch_s, int | float):
+            self._fastest_epoch_s = min(epoch_s, self._fastest_epoch_s or float("inf"))
         if trial_id in self._trial_numbers and value is not None and step is not None:
             retrying(lambda: self._store_intermediate_value(self._trial_numbers[trial_id], int(step), float(value)))
 
@@ -111,7 +126,7 @@ class StoredStudySearcher(Searcher):
 
     def __getstate__(self) -> dict[str, Any]:
         """Tune pickles the searcher with the experiment: without its database connection."""
-        return {**self.__dict__, "_storage": None, "_study": None}
+        return {**self.__dict__, "_storage": None, "_study": None, "_deadline": None}
 
     def _open(self) -> tuple[optuna.storages.BaseStorage, optuna.Study]:
         """Connect once; TPE is seeded by the seed and how many trials the study already holds (a resumed

@@ -14,6 +14,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search import Searcher
 
 from tests.tuning.conftest import private_postgres
 from tuning import study as stored_study
@@ -132,6 +133,56 @@ def test_epochs_run_again_after_a_driver_crash_keep_their_first_values(tmp_path:
     assert finished.state == TrialState.COMPLETE and finished.value == 0.9
     assert finished.intermediate_values == {1: 0.6, 2: 0.7, 3: 0.8, 4: 0.9}
     assert running.state == TrialState.PRUNED and running.intermediate_values == {1: 0.3, 2: 0.4, 3: 0.45}
+
+
+def _timed_searcher(url: str, deadline: float | None) -> StoredStudySearcher:
+    return StoredStudySearcher(url, "searched", SPACE, metric="val_accuracy", mode="max", max_epochs=2, seed=0,
+                               startup_trials=10, deadline=deadline)
+
+
+def test_no_trial_starts_once_the_fastest_epoch_cannot_end_before_the_deadline(tmp_path: Path) -> None:
+    url, storage = _new_study(tmp_path)
+    searcher = _timed_searcher(url, deadline=time.time() + 30)
+    assert isinstance(searcher.suggest("first"), dict)  # no epoch seen yet: nothing to go by
+    searcher.on_trial_result("first", {"val_accuracy": 0.5, "training_iteration": 1, "time_this_iter_s": 45.0})
+    assert searcher.suggest("after_a_slow_epoch") == Searcher.FINISHED
+    resumed = pickle.loads(pickle.dumps(searcher))  # a resumed search has a budget of its own
+    assert isinstance(resumed.suggest("after_resume"), dict)
+
+    searcher = _timed_searcher(url, deadline=time.time() + 30)
+    searcher.suggest("fast")
+    searcher.on_trial_result("fast", {"val_accuracy": 0.5, "training_iteration": 1, "time_this_iter_s": 10.0})
+    searcher.on_trial_result("fast", {"val_accuracy": 0.6, "training_iteration": 2, "time_this_iter_s": 50.0})
+    assert isinstance(searcher.suggest("fits"), dict)  # the fastest epoch seen, 10 s, fits in 30
+    asked = [trial.user_attrs[stored_study.TUNE_TRIAL_ID_ATTR] for trial in optuna.load_study(
+        study_name="searched", storage=storage).trials]
+    assert asked == ["first", "after_resume", "fast", "fits"]
+
+
+def _one_second_epochs(config: dict) -> None:
+    for epoch in (1, 2):
+        time.sleep(1.0)
+        tune.report({"val_accuracy": config["quality"] * epoch / 2})
+
+
+def test_a_search_with_a_deadline_ends_on_its_own_with_every_trial_reported(tmp_path: Path) -> None:
+    """As many trials as the budget allows (num_samples -1), but Tune's own time budget set far beyond the deadline:
+    the searcher alone ends the search."""
+    url, _ = _new_study(tmp_path)
+    ray.init(num_cpus=1, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    try:
+        deadline = time.time() + 10
+        results = tune.Tuner(
+            _one_second_epochs,
+            tune_config=tune.TuneConfig(search_alg=_timed_searcher(url, deadline), num_samples=-1, time_budget_s=120,
+                                        max_concurrent_trials=1, metric="val_accuracy", mode="max"),
+            run_config=tune.RunConfig(storage_path=str(tmp_path / "results"), name="timed", verbose=0),
+        ).fit()
+        ended = time.time()
+    finally:
+        ray.shutdown()
+    assert ended < deadline + 20
+    assert len(results) >= 2 and all(result.metrics.get("training_iteration") == 2 for result in results)
 
 
 def test_tpe_models_the_results_once_the_startup_trials_are_done(tmp_path: Path) -> None:
