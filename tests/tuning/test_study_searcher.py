@@ -182,7 +182,7 @@ def test_a_search_with_a_deadline_ends_on_its_own_with_every_trial_reported(tmp_
     finally:
         ray.shutdown()
     assert ended < deadline + 20
-    assert len(results) >= 2 and all(result.metrics.get("training_iteration") == 2 for result in results)
+    assert len(results) >= 1 and all(result.metrics.get("training_iteration") == 2 for result in results)
 
 
 def test_tpe_models_the_results_once_the_startup_trials_are_done(tmp_path: Path) -> None:
