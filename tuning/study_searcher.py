@@ -28,6 +28,7 @@ from ray.tune.result import TIME_THIS_ITER_S, TRAINING_ITERATION
 from ray.tune.search import Searcher
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from tuning import epoch_plan
 from tuning import study as stored_study
 
 Result = TypeVar("Result")
@@ -76,12 +77,13 @@ class StoredStudySearcher(Searcher):
         """True when the deadline is nearer than the fastest epoch any trial has reported."""
         if self._deadline is None or self._fastest_epoch_s is None:
             return False
-        return time.time() + self._fastest_epoch_s > self._deadline
+        return epoch_plan.replan(self._max_epochs, 0, self._fastest_epoch_s, self._deadline - time.time()) == 0
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         value, step, epoch_s = result.get(self.metric), result.get(TRAINING_ITERATION), result.get(TIME_THIS_ITER_S)
         if isinstance(epoch_s, int | float):
-            self._fastest_epoch_s = min(epoch_s, self._fastest_epoch_s or float("inf"))
+            fastest = self._fastest_epoch_s
+            self._fastest_epoch_s = float(epoch_s) if fastest is None else min(float(epoch_s), fastest)
         if trial_id in self._trial_numbers and value is not None and step is not None:
             retrying(lambda: self._store_intermediate_value(self._trial_numbers[trial_id], int(step), float(value)))
 
