@@ -11,15 +11,18 @@ import argparse
 import dataclasses
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from tuning import objective
-from tuning.settings import UNTIL_BUDGET, SearchSettings, flag, resolve_study_storage, resolve_tracking_uri
+from tuning.settings import UNTIL_BUDGET, WHOLE_NODE_BUDGET_S, SearchSettings, flag, resolve_study_storage, resolve_tracking_uri
 
 SMOKE_TEST = {"num_samples": 2, "max_epochs": 1, "train_size": 2_000}
 DEFAULTS = {field.name: field.default for field in dataclasses.fields(SearchSettings)}
+
+Number = TypeVar("Number", int, float)
 
 
 @dataclass(frozen=True)
@@ -89,8 +92,9 @@ def build_parser() -> OneLineErrorParser:
     setting(search, "grace_period", "ASHA: epochs before a trial can be stopped", type=int)
     setting(search, "reduction_factor", "ASHA: keep 1/this of trials at each rung", type=float)
     setting(search, "max_concurrent_trials", "trials running at once, or auto: as many as the cluster's CPUs hold "
-            "at --cpus-per-trial each (default: auto)", type=_int_or_auto)
-    setting(search, "cpus_per_trial", "CPUs reserved by each trial", type=float)
+            "at --cpus-per-trial each (default: auto)", type=_or_auto(int, "an integer"))
+    setting(search, "cpus_per_trial", "CPUs reserved by each trial, or auto: 1, or a whole node when "
+            f"--time-budget-s is under {WHOLE_NODE_BUDGET_S:g} (default: auto)", type=_or_auto(float, "a number"))
     setting(search, "gpus_per_trial", "GPUs reserved by each trial", type=float)
     setting(search, "time_budget_s", "stop starting and running trials after this many seconds", type=float)
     setting(search, "seed", "seed of the TPE sampler, the split and the trials", type=int)
@@ -121,14 +125,16 @@ def build_parser() -> OneLineErrorParser:
     return parser
 
 
-def _int_or_auto(text: str) -> int | None:
-    """A flag's integer, or None for `auto`."""
-    if text == "auto":
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer or auto, got {text!r}") from None
+def _or_auto(number: Callable[[str], Number], kind: str) -> Callable[[str], Number | None]:
+    """A flag type: a `number` (an integer or a float), or None for `auto`."""
+    def parse(text: str) -> Number | None:
+        if text == "auto":
+            return None
+        try:
+            return number(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind} or auto, got {text!r}") from None
+    return parse
 
 
 def parse(argv: list[str] | None = None) -> Command:

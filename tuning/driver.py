@@ -88,7 +88,7 @@ def prepare(command: Command) -> PreparedSearch:
             warm_start = stored_study.warm_start_trials(storage, settings.warm_start, space.optuna_distributions(), space.fixed)
     tracking.check_server(settings.tracking_uri)
     _init_ray(settings.address)
-    check_trial_fits_a_node(settings.cpus_per_trial, settings.gpus_per_trial)
+    check_trial_fits_a_node(settings.trial_cpus(smallest_node_cpus()), settings.gpus_per_trial)
     experiment_id = tracking.ensure_experiment(settings.tracking_uri, settings.experiment_name)
     if saved:
         tracking.check_run_exists(settings.tracking_uri, saved.parent_run_id)
@@ -103,10 +103,11 @@ def run(search: PreparedSearch) -> int:
     # Tune does not tell: its trials keep the plans they had.
     new_budget = settings.time_budget_s is not None and search.space is not None
     deadline = time.time() + settings.time_budget_s if new_budget else None
+    trial_cpus = settings.trial_cpus(smallest_node_cpus())
     trainable = tune.with_resources(
         tune.with_parameters(train_cnn, train=train, validation=validation, max_epochs=settings.max_epochs,
                              seed=settings.seed, deadline=deadline),
-        {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial},
+        {"cpu": trial_cpus, "gpu": settings.gpus_per_trial},
     )
     if search.space is None:
         assert search.saved is not None, "a search without a space is a resumed one"
@@ -124,7 +125,9 @@ def run(search: PreparedSearch) -> int:
             tracking.log_warm_start(parent_run_id, len(search.warm_start.trials), search.warm_start.skipped)
             print(f"warm start: {len(search.warm_start.trials)} trials from {', '.join(settings.warm_start)}, "
                   f"{search.warm_start.skipped} skipped (outside this search's space)")
-        tuner = _new_tuner(settings, search.space, trainable, search.experiment_id, parent_run_id, inputs, deadline)
+        concurrent_trials = settings.concurrent_trials(ray.cluster_resources().get("CPU", 1), trial_cpus)
+        tuner = _new_tuner(settings, search.space, trainable, search.experiment_id, parent_run_id, inputs, deadline,
+                           concurrent_trials)
     evaluator = start_champion_evaluator()
     started = time.monotonic()
     results = tuner.fit()
@@ -160,7 +163,7 @@ def training_splits(training: Split, settings: SearchSettings) -> tuple[Split, S
 
 def _new_tuner(
     settings: SearchSettings, space: SearchSpace, trainable: Any, experiment_id: str, parent_run_id: str, inputs: list,
-    deadline: float | None,
+    deadline: float | None, concurrent_trials: int,
 ) -> tune.Tuner:
     searcher = StoredStudySearcher(
         settings.study_storage, settings.name, space.optuna_distributions(),
@@ -180,7 +183,7 @@ def _new_tuner(
         param_space=dict(space.fixed),
         tune_config=tune.TuneConfig(
             metric=settings.metric, mode=settings.mode, search_alg=searcher, scheduler=scheduler,
-            num_samples=settings.num_samples, max_concurrent_trials=settings.concurrent_trials(ray.cluster_resources().get("CPU", 1)),
+            num_samples=settings.num_samples, max_concurrent_trials=concurrent_trials,
             time_budget_s=settings.time_budget_s, trial_dirname_creator=trial_directory_name,
         ),
         run_config=tune.RunConfig(
@@ -201,6 +204,12 @@ def _new_tuner(
 def trial_directory_name(trial: Trial) -> str:
     """Short trial folders (`train_cnn_<id>`): TensorBoard lists these as its runs."""
     return f"{trial.trainable_name}_{trial.trial_id}"
+
+
+def smallest_node_cpus() -> float:
+    """The CPUs of the live Ray node with the fewest, among those with any (a head may keep none for trials)."""
+    return min((node["Resources"].get("CPU", 0.0) for node in ray.nodes() if node["Alive"]
+                and node["Resources"].get("CPU", 0.0) > 0), default=1.0)
 
 
 def check_trial_fits_a_node(cpus_per_trial: float, gpus_per_trial: float) -> None:

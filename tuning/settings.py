@@ -26,6 +26,9 @@ STUDY_STORAGE_ENV = "OPTUNA_STORAGE"
 
 UNTIL_BUDGET = -1
 """`num_samples` of a search that starts trials until its time budget ends (Tune's -1)."""
+WHOLE_NODE_BUDGET_S = 1800.0
+"""Below this time budget, `--cpus-per-trial auto` gives each trial a whole node: too short a search for many
+trials, so the first (a measured good point) should train as many epochs as it can (docs/benchmarks.md)."""
 MIN_TRAIN_SIZE = 100  # a stratified split needs a few images of each of the 10 classes on both sides
 
 WHERE_IT_RUNS = frozenset({"address", "tracking_uri", "storage_path", "max_failures"})
@@ -55,9 +58,11 @@ class SearchSettings:
     """ASHA's first rung; with a smaller --max-epochs and no --grace-period, that many epochs."""
     reduction_factor: float = 3.0
     max_concurrent_trials: int | None = None
-    """None (`auto`): as many trials as the cluster's CPUs hold at `cpus_per_trial` each (1 thread per trial
-    packs more images/s into 2 cores than 2 threads for one trial: docs/benchmarks.md)."""
-    cpus_per_trial: float = 1.0
+    """None (`auto`): as many trials as the cluster's CPUs hold at the trials' CPUs each."""
+    cpus_per_trial: float | None = None
+    """None (`auto`): 1, which packs more images/s into 2 cores than 2 threads for one trial; for a time budget
+    under `WHOLE_NODE_BUDGET_S`, a whole node, so that the first trials train as many epochs as they can
+    (docs/benchmarks.md)."""
     gpus_per_trial: float = 0.0
     time_budget_s: float | None = None
     seed: int = 0
@@ -93,11 +98,18 @@ class SearchSettings:
         """Where Tune keeps this search's trials and state."""
         return f"{self.storage_uri}/{self.name}"
 
-    def concurrent_trials(self, cluster_cpus: float) -> int:
-        """`max_concurrent_trials`, or for `auto` how many trials the cluster's CPUs hold at once."""
+    def trial_cpus(self, smallest_node_cpus: float) -> float:
+        """`cpus_per_trial`, or for `auto` 1, or a whole node (the smallest with CPUs) for a short time budget."""
+        if self.cpus_per_trial is not None:
+            return self.cpus_per_trial
+        short_budget = self.time_budget_s is not None and self.time_budget_s < WHOLE_NODE_BUDGET_S
+        return max(1.0, smallest_node_cpus) if short_budget else 1.0
+
+    def concurrent_trials(self, cluster_cpus: float, trial_cpus: float) -> int:
+        """`max_concurrent_trials`, or for `auto` how many trials of `trial_cpus` the cluster's CPUs hold at once."""
         if self.max_concurrent_trials is not None:
             return self.max_concurrent_trials
-        return max(1, int(cluster_cpus // self.cpus_per_trial))
+        return max(1, int(cluster_cpus // trial_cpus))
 
     def validate(self) -> None:
         """Raise SettingsError naming the first flag whose value cannot run."""
@@ -118,7 +130,7 @@ class SearchSettings:
             raise SettingsError(f"--grace-period {self.grace_period} cannot exceed --max-epochs {self.max_epochs}")
         if not self.reduction_factor > 1:
             raise SettingsError(f"--reduction-factor must be above 1, got {self.reduction_factor:g}")
-        if not self.cpus_per_trial > 0:
+        if self.cpus_per_trial is not None and not self.cpus_per_trial > 0:
             raise SettingsError(f"--cpus-per-trial must be above 0, got {self.cpus_per_trial:g}")
         if not 0 < self.validation_fraction < 1:
             raise SettingsError(f"--validation-fraction must be between 0 and 1, got {self.validation_fraction:g}")

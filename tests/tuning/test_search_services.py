@@ -280,7 +280,7 @@ def test_the_study_in_postgresql_holds_every_trial_and_epoch(finished_search: Fi
         assert trial.intermediate_values == pytest.approx(history)
         finished_all = trial.last_step == EPOCHS
         assert trial.state == (optuna.trial.TrialState.COMPLETE if finished_all else optuna.trial.TrialState.PRUNED)
-    assert study.trials[0].params == load_space(DEFAULT_SPACE_FILE).baseline()
+    assert [trial.params for trial in study.trials[:2]] == load_space(DEFAULT_SPACE_FILE).first_trials()
 
 
 def test_the_console_is_quiet_and_fits_a_terminal(finished_search: FinishedSearch) -> None:

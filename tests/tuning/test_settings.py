@@ -9,7 +9,7 @@ import pytest
 
 from tuning import cli
 from tuning.saved_search import STATE_FILE, SavedSearch, SavedSearchError
-from tuning.settings import SearchSettings, SettingsError
+from tuning.settings import WHOLE_NODE_BUDGET_S, SearchSettings, SettingsError
 
 
 def new_settings(*argv: str) -> SearchSettings:
@@ -81,6 +81,7 @@ def test_out_of_range_flags_are_named(argv: list[str], message: str) -> None:
         (["--no-such-flag"], "error: unrecognized arguments: --no-such-flag"),
         (["--resume"], "error: --resume needs --name"),
         (["--max-concurrent-trials", "many"], "error: argument --max-concurrent-trials: expected an integer or auto, got 'many'"),
+        (["--cpus-per-trial", "all"], "error: argument --cpus-per-trial: expected a number or auto, got 'all'"),
     ],
 )
 def test_malformed_flags_exit_with_one_line(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -92,10 +93,18 @@ def test_malformed_flags_exit_with_one_line(argv: list[str], message: str, capsy
 
 
 def test_auto_concurrency_packs_one_trial_per_reserved_cpus() -> None:
-    assert new_settings().concurrent_trials(cluster_cpus=2) == 2
-    assert new_settings("--max-concurrent-trials", "auto", "--cpus-per-trial", "2").concurrent_trials(cluster_cpus=6) == 3
-    assert new_settings("--cpus-per-trial", "4").concurrent_trials(cluster_cpus=2) == 1
-    assert new_settings("--max-concurrent-trials", "3").concurrent_trials(cluster_cpus=2) == 3
+    assert new_settings().concurrent_trials(cluster_cpus=2, trial_cpus=1) == 2
+    assert new_settings("--max-concurrent-trials", "auto").concurrent_trials(cluster_cpus=6, trial_cpus=2) == 3
+    assert new_settings().concurrent_trials(cluster_cpus=2, trial_cpus=4) == 1
+    assert new_settings("--max-concurrent-trials", "3").concurrent_trials(cluster_cpus=2, trial_cpus=1) == 3
+
+
+def test_auto_cpus_give_each_trial_one_cpu_or_for_a_short_budget_a_whole_node() -> None:
+    assert new_settings().trial_cpus(smallest_node_cpus=4) == 1
+    assert new_settings("--time-budget-s", str(WHOLE_NODE_BUDGET_S)).trial_cpus(smallest_node_cpus=4) == 1
+    assert new_settings("--time-budget-s", "1200").trial_cpus(smallest_node_cpus=4) == 4
+    assert new_settings("--time-budget-s", "1200", "--cpus-per-trial", "auto").trial_cpus(smallest_node_cpus=2) == 2
+    assert new_settings("--time-budget-s", "1200", "--cpus-per-trial", "1.5").trial_cpus(smallest_node_cpus=4) == 1.5
 
 
 def test_saved_settings_round_trip(tmp_path: Path) -> None:

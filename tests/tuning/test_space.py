@@ -25,8 +25,8 @@ def test_default_space_covers_the_model_and_contains_the_baseline() -> None:
     assert set(baseline) == set(space.distributions)
 
 
-def test_default_search_starts_from_the_original_and_a_measured_good_point() -> None:
-    original, measured = load_space(DEFAULT_SPACE_FILE).first_trials()
+def test_default_search_starts_from_a_measured_good_point_then_the_original() -> None:
+    measured, original = load_space(DEFAULT_SPACE_FILE).first_trials()
     assert original == load_space(DEFAULT_SPACE_FILE).baseline()
     assert measured["lr_schedule"] == "cosine" and measured["filters_1"] > original["filters_1"]
     assert {name for name in original if original[name] != measured[name]} >= {"optimizer", "learning_rate", "label_smoothing"}
