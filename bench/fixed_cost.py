@@ -1,6 +1,6 @@
 """A search's fixed cost, this checkout against an earlier commit, in one run.
 
-Runs the same one-trial, one-epoch search (`python -m tuning.search`, embedded defaults) alternately
+Runs the same one-trial, one-epoch search (`python -m tuning.search`, embedded defaults, the original CNN) alternately
 from this checkout and from a git worktree of `--against`, `--pairs` times, each in a fresh folder (so
 each pays MLflow's SQLite schema, as a first search in a folder does). For each run it prints the wall
 time, the trial's epoch (Tune's `time_this_iter_s`: the trial's imports, model build and the epoch) and
@@ -23,17 +23,19 @@ import tempfile
 import time
 from pathlib import Path
 
+from tuning.space import write_with_points
+
 REPOSITORY = Path(__file__).resolve().parent.parent
 FIXED_COST_TARGET_S = 10.0
 SEARCH = ["--name", "fixed", "--train-size", "3000", "--num-samples", "1", "--max-epochs", "1",
           "--cpus-per-trial", "2", "--max-concurrent-trials", "1", "--seed", "0"]
 
 
-def one_search(code: Path) -> tuple[float, float]:
-    """Wall time and the trial's epoch time of one search run from `code` (on PYTHONPATH, Ray's workers too)."""
+def one_search(code: Path, space: Path) -> tuple[float, float]:
+    """Wall time and the trial's epoch time of one search of `space` run from `code` (on PYTHONPATH, Ray's workers too)."""
     with tempfile.TemporaryDirectory(prefix="fixed-cost-") as folder:
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "tuning.search", *SEARCH], cwd=folder, check=True,
+        subprocess.run([sys.executable, "-m", "tuning.search", *SEARCH, "--config", str(space)], cwd=folder, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(code)})
         wall = time.perf_counter() - started
         (result_file,) = Path(folder, "results", "fixed").glob("train_cnn_*/result.json")
@@ -50,11 +52,12 @@ def main() -> int:
     fixed: dict[str, list[float]] = {"this checkout": [], revision: []}
     with tempfile.TemporaryDirectory(prefix="fixed-cost-against-") as scratch:
         earlier = Path(scratch) / "tree"
+        original_first = write_with_points(Path(scratch) / "original_first.yaml", [{}])
         subprocess.run(["git", "worktree", "add", "--detach", "--quiet", str(earlier), revision], cwd=REPOSITORY, check=True)
         try:
             for _ in range(options.pairs):
                 for side, code in ((revision, earlier), ("this checkout", REPOSITORY)):
-                    wall, epoch = one_search(code)
+                    wall, epoch = one_search(code, original_first)
                     fixed[side].append(wall - epoch)
                     print(f"{side:>14}: wall {wall:5.1f} s, trial epoch {epoch:5.1f} s, fixed cost {wall - epoch:5.1f} s", flush=True)
         finally:

@@ -2,7 +2,8 @@
 
 In one run, on the same data and the same 2 threads:
   bare      a plain Keras `fit` of the original CNN with its validation data, an epoch at a time;
-  trial     `python -m tuning.search` with one trial of the same model (embedded defaults: Tune,
+  trial     `python -m tuning.search` with one trial of the same model (the default space with the original
+            CNN as its first point; embedded defaults: Tune,
             MLflow in SQLite, TensorBoard, a checkpoint and the validation metrics every epoch).
 Prints the median and the fastest epoch time of each (epochs after the first), where the trial's epochs
 went (fit, validation, checkpoint and the rest of Tune's epoch time), and the two ratios. The
@@ -31,6 +32,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Self
+
+from tuning.space import write_with_points
 
 OVERHEAD_TARGET = 1.05
 FIXED_COST_TARGET_S = 10.0
@@ -131,8 +134,9 @@ def main() -> int:
     bare = bare_epochs(options.train_size, options.epochs)
     with tempfile.TemporaryDirectory(prefix="search-overhead-") as scratch:
         data_slice = ["--train-size", str(options.train_size)] if options.train_size else []
+        original_first = ["--config", str(write_with_points(Path(scratch) / "original_first.yaml", [{}]))]
         wall, results, memory = search(Path(scratch), "overhead", [
-            *data_slice, "--num-samples", "1", "--max-epochs", str(options.epochs),
+            *original_first, *data_slice, "--num-samples", "1", "--max-epochs", str(options.epochs),
             "--cpus-per-trial", "2", "--max-concurrent-trials", "1", "--seed", "0"])
         trial = [result["time_this_iter_s"] for result in sorted(results, key=lambda result: result["training_iteration"])]
         images = results[0]["train_images"]
@@ -153,7 +157,7 @@ def main() -> int:
               f"champion evaluator {memory.evaluator_bytes / 1e9:.2f} GB")
         if options.memory_run:
             _, _, full = search(Path(scratch), "memory", [
-                "--num-samples", "2", "--max-epochs", "1", "--max-concurrent-trials", "2", "--cpus-per-trial", "1"])
+                *original_first, "--num-samples", "2", "--max-epochs", "1", "--max-concurrent-trials", "2", "--cpus-per-trial", "1"])
             print(f"peak memory, 2 concurrent trials on the full data: driver {full.driver_bytes / 1e9:.2f} GB (target <= 1), "
                   f"largest trial process {full.trial_bytes / 1e9:.2f} GB (target <= 1.5), "
                   f"champion evaluator {full.evaluator_bytes / 1e9:.2f} GB")

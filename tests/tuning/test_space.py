@@ -8,7 +8,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from tuning.settings import DEFAULT_SPACE_FILE
-from tuning.space import SearchSpaceError, load_space
+from tuning.space import SearchSpaceError, load_space, write_with_points
 
 
 def test_default_space_covers_the_model_and_contains_the_baseline() -> None:
@@ -88,3 +88,10 @@ def test_bad_space_is_refused_with_file_and_setting(tmp_path: Path, case: str) -
 def test_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(SearchSpaceError, match=r"nope.yaml: file not found"):
         load_space(tmp_path / "nope.yaml")
+
+
+def test_a_copy_of_the_default_space_can_start_from_the_original_alone(tmp_path: Path) -> None:
+    default = load_space(DEFAULT_SPACE_FILE)
+    copy = load_space(write_with_points(tmp_path / "original_first.yaml", [{}]))
+    assert copy.first_trials() == [default.baseline()]
+    assert (copy.distributions, copy.fixed) == (default.distributions, default.fixed)
