@@ -103,6 +103,7 @@ def test_auto_cpus_give_each_trial_one_cpu_or_for_a_short_budget_a_whole_node() 
     assert new_settings().trial_cpus(smallest_node_cpus=4) == 1
     assert new_settings("--time-budget-s", str(WHOLE_NODE_BUDGET_S)).trial_cpus(smallest_node_cpus=4) == 1
     assert new_settings("--time-budget-s", "1200").trial_cpus(smallest_node_cpus=4) == 4
+    assert new_settings("--time-budget-s", "1800").trial_cpus(smallest_node_cpus=4) == 4
     assert new_settings("--time-budget-s", "1200", "--cpus-per-trial", "auto").trial_cpus(smallest_node_cpus=2) == 2
     assert new_settings("--time-budget-s", "1200", "--cpus-per-trial", "1.5").trial_cpus(smallest_node_cpus=4) == 1.5
 
