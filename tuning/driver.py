@@ -5,13 +5,11 @@
 
 from __future__ import annotations
 
-import socket
 import sys
 import time
 from dataclasses import dataclass
 from typing import Any
 
-import ray
 from ray import tune
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler
@@ -25,14 +23,13 @@ from fmnist.data import (
     stratified_split,
     stratified_subset,
 )
-from tuning import objective, outcome, tracking
+from tuning import cluster, objective, outcome, tracking
 from tuning import study as stored_study
 from tuning.champion import evaluate_and_register_on_cluster, start_champion_evaluator
 from tuning.cli import Command
 from tuning.mlflow_callback import MLflowTrialsCallback
 from tuning.progress import CompactProgressReporter
 from tuning.saved_search import SavedSearch, SavedSearchError, check_storage_writable
-from tuning.search import QUIET_LIBRARIES
 from tuning.settings import SearchSettings, SettingsError
 from tuning.space import SearchSpace, SearchSpaceError, load_space
 from tuning.study_searcher import StoredStudySearcher
@@ -43,12 +40,8 @@ from tuning.trainable import train_cnn
 CHECKPOINTS_KEPT = 2
 
 
-class ClusterError(RuntimeError):
-    """Ray cannot be started or reached; the message names the address."""
-
-
 INPUT_ERRORS = (
-    SettingsError, SearchSpaceError, DatasetError, ClusterError, tracking.TrackingError, SavedSearchError, stored_study.StudyError,
+    SettingsError, SearchSpaceError, DatasetError, cluster.ClusterError, tracking.TrackingError, SavedSearchError, stored_study.StudyError,
 )
 
 
@@ -62,6 +55,15 @@ class PreparedSearch:
     experiment_id: str
     saved: SavedSearch | None
     warm_start: stored_study.WarmStart
+    trial_cpus: float
+    """`--cpus-per-trial`, `auto` resolved on the cluster the search joined."""
+    concurrent_trials: int
+    """`--max-concurrent-trials`, `auto` resolved on that cluster."""
+
+    def mlflow_params(self) -> dict[str, str]:
+        """The settings as the parent run's params, with the CPUs and concurrency the search uses, not `auto`."""
+        return {**self.settings.mlflow_params(), "search.cpus_per_trial": f"{self.trial_cpus:g}",
+                "search.max_concurrent_trials": str(self.concurrent_trials)}
 
 
 def prepare(command: Command) -> PreparedSearch:
@@ -87,12 +89,15 @@ def prepare(command: Command) -> PreparedSearch:
         if storage is not None:
             warm_start = stored_study.warm_start_trials(storage, settings.warm_start, space.optuna_distributions(), space.fixed)
     tracking.check_server(settings.tracking_uri)
-    _init_ray(settings.address)
-    check_trial_fits_a_node(settings.trial_cpus(smallest_node_cpus()), settings.gpus_per_trial)
+    cluster.connect(settings.address)
+    nodes = cluster.live_nodes()
+    trial_cpus = settings.trial_cpus(cluster.smallest_node_cpus(nodes))
+    cluster.check_trial_fits_a_node(nodes, trial_cpus, settings.gpus_per_trial)
     experiment_id = tracking.ensure_experiment(settings.tracking_uri, settings.experiment_name)
     if saved:
         tracking.check_run_exists(settings.tracking_uri, saved.parent_run_id)
-    return PreparedSearch(settings, space, dataset, experiment_id, saved, warm_start)
+    concurrent_trials = settings.concurrent_trials(cluster.total_cpus(nodes), trial_cpus)
+    return PreparedSearch(settings, space, dataset, experiment_id, saved, warm_start, trial_cpus, concurrent_trials)
 
 
 def run(search: PreparedSearch) -> int:
@@ -103,11 +108,10 @@ def run(search: PreparedSearch) -> int:
     # Tune does not tell: its trials keep the plans they had.
     new_budget = settings.time_budget_s is not None and search.space is not None
     deadline = time.time() + settings.time_budget_s if new_budget else None
-    trial_cpus = settings.trial_cpus(smallest_node_cpus())
     trainable = tune.with_resources(
         tune.with_parameters(train_cnn, train=train, validation=validation, max_epochs=settings.max_epochs,
                              seed=settings.seed, deadline=deadline),
-        {"cpu": trial_cpus, "gpu": settings.gpus_per_trial},
+        {"cpu": search.trial_cpus, "gpu": settings.gpus_per_trial},
     )
     if search.space is None:
         assert search.saved is not None, "a search without a space is a resumed one"
@@ -116,7 +120,7 @@ def run(search: PreparedSearch) -> int:
     else:
         inputs = tracking.dataset_inputs(train, validation, dataset.digest, resolve_data_dir(settings.data_dir))
         parent_run_id = tracking.start_parent_run(
-            search.experiment_id, settings.name, settings.mlflow_params(), search.space.source, inputs
+            search.experiment_id, settings.name, search.mlflow_params(), search.space.source, inputs
         )
         SavedSearch(settings, parent_run_id, dataset.digest).save()
         stored_study.create(stored_study.open_storage(settings.study_storage), settings.name,
@@ -125,9 +129,8 @@ def run(search: PreparedSearch) -> int:
             tracking.log_warm_start(parent_run_id, len(search.warm_start.trials), search.warm_start.skipped)
             print(f"warm start: {len(search.warm_start.trials)} trials from {', '.join(settings.warm_start)}, "
                   f"{search.warm_start.skipped} skipped (outside this search's space)")
-        concurrent_trials = settings.concurrent_trials(ray.cluster_resources().get("CPU", 1), trial_cpus)
         tuner = _new_tuner(settings, search.space, trainable, search.experiment_id, parent_run_id, inputs, deadline,
-                           concurrent_trials)
+                           search.concurrent_trials)
     evaluator = start_champion_evaluator()
     started = time.monotonic()
     results = tuner.fit()
@@ -204,40 +207,3 @@ def _new_tuner(
 def trial_directory_name(trial: Trial) -> str:
     """Short trial folders (`train_cnn_<id>`): TensorBoard lists these as its runs."""
     return f"{trial.trainable_name}_{trial.trial_id}"
-
-
-def smallest_node_cpus() -> float:
-    """The CPUs of the live Ray node with the fewest, among those with any (a head may keep none for trials)."""
-    return min((node["Resources"].get("CPU", 0.0) for node in ray.nodes() if node["Alive"]
-                and node["Resources"].get("CPU", 0.0) > 0), default=1.0)
-
-
-def check_trial_fits_a_node(cpus_per_trial: float, gpus_per_trial: float) -> None:
-    """SettingsError when no live Ray node can hold one trial (Tune would wait for it forever)."""
-    nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
-    for flag_name, resource, wanted in (("--cpus-per-trial", "CPU", cpus_per_trial), ("--gpus-per-trial", "GPU", gpus_per_trial)):
-        largest = max((node.get(resource, 0.0) for node in nodes), default=0.0)
-        if wanted > largest:
-            total = sum(node.get(resource, 0.0) for node in nodes)
-            raise SettingsError(f"{flag_name} {wanted:g}: no Ray node has that many {resource}s "
-                                f"(the largest has {largest:g}; {len(nodes)} nodes, {total:g} in all)")
-
-
-def _init_ray(address: str | None) -> None:
-    """Start or join Ray; a plain host:port that refuses connections fails at once instead of retrying.
-
-    A local Ray started here has no dashboard: it costs seconds of every quick search's start. To watch a
-    local search in it, start Ray first (`ray start --head`): a search without `--address` joins it."""
-    if address and ":" in address and "://" not in address:
-        host, _, port = address.rpartition(":")
-        try:
-            socket.create_connection((host, int(port)), timeout=5).close()
-        except (OSError, ValueError) as error:
-            raise ClusterError(f"--address {address}: cannot start or reach Ray ({error})") from None
-    try:
-        ray.init(address=address, include_dashboard=False, configure_logging=False, log_to_driver=False,
-                 runtime_env={"env_vars": QUIET_LIBRARIES})
-    except (OSError, RuntimeError, ValueError, ray.exceptions.RayError) as error:  # what ray.init raises when it cannot
-        where = address or "a local Ray ($RAY_ADDRESS or a new local cluster)"
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ClusterError(f"--address {where}: cannot start or reach Ray ({first_line})") from None

@@ -128,6 +128,8 @@ def test_warm_start_seeds_the_study_with_trials_inside_the_new_space(tmp_path: P
             "SELECT key, value FROM params JOIN runs ON params.run_uuid = runs.run_uuid WHERE runs.name = 'later'"
         ).fetchall())
     assert params["search.warm_start"] == "earlier"
+    assert (params["search.cpus_per_trial"], params["search.max_concurrent_trials"]) == ("1", str(os.cpu_count())), (
+        "the parent run should show the CPUs and concurrency `auto` resolved to")
     assert (params["warm_start.trials_added"], params["warm_start.trials_skipped"]) == ("1", "1")
 
 
