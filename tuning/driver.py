@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,13 +89,11 @@ def prepare(command: Command) -> PreparedSearch:
         if storage is not None:
             warm_start = stored_study.warm_start_trials(storage, settings.warm_start, space.optuna_distributions(), space.fixed)
     tracking.check_server(settings.tracking_uri)
-    with ThreadPoolExecutor(max_workers=1) as mlflow_thread:  # seconds of MLflow's schema in a new folder, as Ray starts
-        experiment = mlflow_thread.submit(tracking.ensure_experiment, settings.tracking_uri, settings.experiment_name)
-        cluster.connect(settings.address)
-        experiment_id = experiment.result()
+    cluster.connect(settings.address)
     nodes = cluster.live_nodes()
     trial_cpus = settings.trial_cpus(cluster.smallest_node_cpus(nodes))
     cluster.check_trial_fits_a_node(nodes, trial_cpus, settings.gpus_per_trial)
+    experiment_id = tracking.ensure_experiment(settings.tracking_uri, settings.experiment_name)
     if saved:
         tracking.check_run_exists(settings.tracking_uri, saved.parent_run_id)
     concurrent_trials = settings.concurrent_trials(cluster.total_cpus(nodes), trial_cpus)

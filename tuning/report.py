@@ -48,10 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-dir", default="reports", help="where the plots are saved (a folder per search)")
     options = parser.parse_args(argv)
     storage_url = resolve_study_storage(options.study_storage)
-    tracking_uri = resolve_tracking_uri(options.tracking_uri)
     try:
-        tracking.check_server(tracking_uri)
-        experiment_id = tracking.ensure_experiment(tracking_uri, options.experiment_name)
+        experiment_id = tracking.ensure_experiment(resolve_tracking_uri(options.tracking_uri), options.experiment_name)
         parent = find_parent_run(experiment_id, options.run_id)
         storage = stored_study.check_exists(stored_study.existing_storage(storage_url), storage_url, parent.info.run_name)
     except (tracking.TrackingError, LookupError, stored_study.StudyError) as error:

@@ -67,7 +67,8 @@ def _without_retries() -> Iterator[None]:
 
 
 def ensure_experiment(tracking_uri: str, experiment_name: str) -> str:
-    """Point MLflow at `tracking_uri` (checked with `check_server`), create the experiment if missing; return its id."""
+    """Point MLflow at `tracking_uri`, check it answers, create the experiment if missing; return its id."""
+    check_server(tracking_uri)
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     try:
