@@ -6,7 +6,8 @@ the champion once on the untouched test split, logs the test metrics and the mod
 parent run and registers it. Running it on the cluster keeps
 TensorFlow out of the driver (its memory and start-up time). Started when the search starts, the actor
 imports TensorFlow, Keras and MLflow while the trials train, on a thread at the lowest CPU priority, so
-the evaluation after the search does not wait for those imports and the trials lose no CPU to them.
+the evaluation after the search does not wait for those imports and the trials lose no CPU to them. It runs on
+the driver's node: it shares the driver's fate already (the driver owns it), so no other node's loss can take it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import mlflow
 import numpy as np
 import ray
 from ray import tune
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from fmnist.data import Split
 from fmnist.ensemble import average, running_means
@@ -54,6 +56,10 @@ class ChampionEvaluator:
         self._imports.join()
         return self.import_priority
 
+    def node_id(self) -> str:
+        """The Ray node this evaluator runs on."""
+        return ray.get_runtime_context().get_node_id()
+
     def evaluate_and_register(
         self, checkpoints: list[tune.Checkpoint], validation: Split, test: Split, metric: str, parent_run_id: str,
         model_name: str, tracking_uri: str,
@@ -84,9 +90,14 @@ class ChampionEvaluator:
 
 
 def start_champion_evaluator() -> ray.actor.ActorHandle:
-    """The evaluator actor, started now. It takes no CPU from Tune's count (the trials hold them while it
-    waits), and it is restarted once, and its call retried once, if its node dies."""
-    return ray.remote(num_cpus=0, max_restarts=1, max_task_retries=1)(ChampionEvaluator).remote()
+    """The evaluator actor, started now on the driver's node, where no other node's loss can take it (Ray ties an
+    actor to its owner, so it dies with the driver anyway). It takes no CPU from Tune's count (the trials hold them
+    while it waits). If its process dies it is restarted once, and its call waits for the restart: Ray retries the
+    call until the actor has no restart left."""
+    on_the_drivers_node = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    return ray.remote(num_cpus=0, max_restarts=1, max_task_retries=-1, scheduling_strategy=on_the_drivers_node)(
+        ChampionEvaluator
+    ).remote()
 
 
 def members_to_average(probabilities: list[np.ndarray], labels: np.ndarray, metric: str) -> tuple[int, float]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ray import tune
+from ray.exceptions import RayActorError
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler
 
@@ -146,10 +147,16 @@ def run(search: PreparedSearch) -> int:
     if not leaders:
         print(f"error: no trial kept a checkpoint with a finite {settings.metric}", file=sys.stderr)
         return 1
-    champion = evaluate_and_register_on_cluster(
-        evaluator, [leader.checkpoint for leader in leaders], validation, dataset.test, settings.metric, parent_run_id,
-        settings.model_name, settings.tracking_uri,
-    )
+    try:
+        champion = evaluate_and_register_on_cluster(
+            evaluator, [leader.checkpoint for leader in leaders], validation, dataset.test, settings.metric,
+            parent_run_id, settings.model_name, settings.tracking_uri,
+        )
+    except RayActorError as error:
+        print(f"error: the champion's evaluation was lost with its Ray actor ({str(error).splitlines()[0]:.200}); "
+              f"the trials are kept: evaluate it with python -m tuning.search --resume --name {settings.name} "
+              f"--storage-path {settings.storage_path}", file=sys.stderr)
+        return 1
     members = [leader.trial_id for leader in leaders[:champion.members]]
     tracking.finish_parent_run(parent_run_id, leaders[0].trial_id, leaders[0].config, members,
                                {f"champion_{settings.metric}": champion.validation_score})

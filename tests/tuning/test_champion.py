@@ -1,11 +1,13 @@
-"""The champion: the evaluator actor loads its libraries without taking the trials' CPUs, and picks how many
-leading trials to average by their scores on validation."""
+"""The champion: the evaluator actor loads its libraries without taking the trials' CPUs, lives on the driver's
+node, and picks how many leading trials to average by their scores on validation."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import ray
+from ray.cluster_utils import Cluster
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from tuning.champion import LOWEST_PRIORITY, members_to_average, start_champion_evaluator
 
@@ -18,6 +20,33 @@ def test_the_evaluator_takes_no_cpu_slot_and_imports_at_the_lowest_priority() ->
         assert ray.available_resources().get("CPU") == 2, "the evaluator holds a CPU a trial could use"
     finally:
         ray.shutdown()
+
+
+class CpuHolder:
+    """Holds a CPU of its node, as a trial does."""
+
+    def ready(self) -> bool:
+        return True
+
+
+def test_the_evaluator_stays_on_the_drivers_busy_node_and_outlives_a_lost_worker() -> None:
+    """Ray would put a CPU-less actor on an idle worker rather than the driver's busy node; a worker's loss
+    must not take the evaluator with it."""
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    worker = cluster.add_node(num_cpus=1)
+    ray.init(address=cluster.address, configure_logging=False, log_to_driver=False)
+    try:
+        drivers_node = ray.get_runtime_context().get_node_id()
+        on_the_drivers_node = NodeAffinitySchedulingStrategy(drivers_node, soft=False)
+        trial = ray.remote(num_cpus=1, scheduling_strategy=on_the_drivers_node)(CpuHolder).remote()
+        ray.get(trial.ready.remote(), timeout=60)
+        evaluator = start_champion_evaluator()
+        assert ray.get(evaluator.node_id.remote(), timeout=120) == drivers_node
+        cluster.remove_node(worker, allow_graceful=False)
+        assert ray.get(evaluator.imports_done.remote(), timeout=300) == LOWEST_PRIORITY
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
 
 
 def _probabilities(first_two_classes: list[tuple[float, float]]) -> np.ndarray:
