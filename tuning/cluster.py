@@ -6,7 +6,7 @@ import socket
 
 import ray
 
-from tuning.search import QUIET_LIBRARIES
+from tuning.library_output import QUIET_LIBRARIES
 from tuning.settings import SettingsError
 
 NodeResources = dict[str, float]

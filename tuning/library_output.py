@@ -1,0 +1,33 @@
+"""What the libraries print: the environment and loggers that keep their chatter out of a search's output."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+QUIET_LIBRARIES = {"TF_CPP_MIN_LOG_LEVEL": "2", "GIT_PYTHON_REFRESH": "quiet", "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
+"""Keeps TensorFlow's start-up chatter, MLflow's "Failed to import Git" and its "View run at" links out of the
+driver's and the trials' logs (the trials get them through Ray's runtime environment, `tuning.cluster.connect`)."""
+CLASSIC_TUNE_OUTPUT = {
+    "RAY_AIR_NEW_OUTPUT": "0", "TUNE_WARN_THRESHOLD_S": "2", "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+}
+"""Tune prints through a `progress_reporter` (our compact table) only with its classic output engine. Its
+"processing trial results took 0.6 s" warning (threshold 0.5 s) is for results many times a second: ours
+come once an epoch per trial, tens of seconds apart, and each draws a confusion matrix. Its 260-column
+"snapshotting has been triggered multiple times" warning fires whenever small-slice epochs take seconds:
+that snapshot, forced after `num_to_keep` checkpoints, is what keeps `--resume` consistent, so it stays."""
+
+QUIET_LOGGERS = ("mlflow", "optuna", "alembic", "ray")
+"""Libraries whose INFO lines (database set-up, registrations, study creation) the summary already covers."""
+
+
+def quiet_environment() -> None:
+    """Set the libraries' output switches, unless the user set them; before the libraries are imported."""
+    for name, value in {**QUIET_LIBRARIES, **CLASSIC_TUNE_OUTPUT}.items():
+        os.environ.setdefault(name, value)
+
+
+def quiet_loggers() -> None:
+    """Only warnings from QUIET_LOGGERS; after the imports, as MLflow and Optuna set their loggers up as they load."""
+    for library in QUIET_LOGGERS:
+        logging.getLogger(library).setLevel(logging.WARNING)
