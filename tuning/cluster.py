@@ -42,9 +42,9 @@ def live_nodes() -> list[NodeResources]:
     return [node["Resources"] for node in ray.nodes() if node["Alive"]]
 
 
-def total_cpus(nodes: list[NodeResources]) -> float:
-    """The CPUs of all these nodes together."""
-    return sum(node.get("CPU", 0.0) for node in nodes)
+def total(nodes: list[NodeResources], resource: str) -> float:
+    """How much of `resource` ("CPU", "GPU", ...) all these nodes hold together."""
+    return sum(node.get(resource, 0.0) for node in nodes)
 
 
 def smallest_node_cpus(nodes: list[NodeResources]) -> float:
@@ -57,6 +57,5 @@ def check_trial_fits_a_node(nodes: list[NodeResources], cpus_per_trial: float, g
     for flag_name, resource, wanted in (("--cpus-per-trial", "CPU", cpus_per_trial), ("--gpus-per-trial", "GPU", gpus_per_trial)):
         largest = max((node.get(resource, 0.0) for node in nodes), default=0.0)
         if wanted > largest:
-            total = sum(node.get(resource, 0.0) for node in nodes)
             raise SettingsError(f"{flag_name} {wanted:g}: no Ray node has that many {resource}s "
-                                f"(the largest has {largest:g}; {len(nodes)} nodes, {total:g} in all)")
+                                f"(the largest has {largest:g}; {len(nodes)} nodes, {total(nodes, resource):g} in all)")

@@ -97,7 +97,7 @@ def prepare(command: Command) -> PreparedSearch:
     experiment_id = tracking.ensure_experiment(settings.tracking_uri, settings.experiment_name)
     if saved:
         tracking.check_run_exists(settings.tracking_uri, saved.parent_run_id)
-    concurrent_trials = settings.concurrent_trials(cluster.total_cpus(nodes), trial_cpus)
+    concurrent_trials = settings.concurrent_trials(cluster.total(nodes, "CPU"), trial_cpus)
     return PreparedSearch(settings, space, dataset, experiment_id, saved, warm_start, trial_cpus, concurrent_trials)
 
 

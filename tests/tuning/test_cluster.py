@@ -2,7 +2,7 @@
 
 import pytest
 
-from tuning.cluster import check_trial_fits_a_node, smallest_node_cpus, total_cpus
+from tuning.cluster import check_trial_fits_a_node, smallest_node_cpus, total
 from tuning.settings import SettingsError
 
 HEAD_WITHOUT_CPUS = {"memory": 2.0e9, "node:__internal_head__": 1.0}
@@ -12,7 +12,7 @@ WORKERS = [{"CPU": 4.0, "memory": 8.0e9}, {"CPU": 2.0, "memory": 4.0e9}]
 def test_auto_cpus_come_from_the_smallest_node_that_runs_trials() -> None:
     assert smallest_node_cpus([HEAD_WITHOUT_CPUS, *WORKERS]) == 2
     assert smallest_node_cpus([HEAD_WITHOUT_CPUS]) == 1, "a cluster without CPUs still gets a trial size"
-    assert total_cpus([HEAD_WITHOUT_CPUS, *WORKERS]) == 6
+    assert total([HEAD_WITHOUT_CPUS, *WORKERS], "CPU") == 6
 
 
 def test_a_trial_larger_than_every_node_is_refused_naming_the_flag() -> None:
