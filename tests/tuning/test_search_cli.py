@@ -14,6 +14,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import ray
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
@@ -128,9 +129,19 @@ def test_warm_start_seeds_the_study_with_trials_inside_the_new_space(tmp_path: P
             "SELECT key, value FROM params JOIN runs ON params.run_uuid = runs.run_uuid WHERE runs.name = 'later'"
         ).fetchall())
     assert params["search.warm_start"] == "earlier"
-    assert (params["search.cpus_per_trial"], params["search.max_concurrent_trials"]) == ("1", str(os.cpu_count())), (
+    assert (params["search.cpus_per_trial"], params["search.max_concurrent_trials"]) == ("1", str(cpus_a_local_ray_counts())), (
         "the parent run should show the CPUs and concurrency `auto` resolved to")
     assert (params["warm_start.trials_added"], params["warm_start.trials_skipped"]) == ("1", "1")
+
+
+def cpus_a_local_ray_counts() -> int:
+    """The CPUs a local Ray started here counts, as the search's own did (Ray honours a container's CPU quota,
+    `os.cpu_count()` does not)."""
+    ray.init(include_dashboard=False, configure_logging=False, log_to_driver=False)
+    try:
+        return int(ray.cluster_resources()["CPU"])
+    finally:
+        ray.shutdown()
 
 
 def _assert_refused_before_anything(finished: subprocess.CompletedProcess, workdir: Path, *fragments: str) -> None:
