@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import sys
+from pathlib import Path
 
 import ray
 
@@ -20,21 +23,53 @@ class ClusterError(RuntimeError):
 def connect(address: str | None) -> None:
     """Start or join Ray; a plain host:port that refuses connections fails at once instead of retrying.
 
-    A local Ray started here has no dashboard: it costs seconds of every quick search's start. To watch a
-    local search in it, start Ray first (`ray start --head`): a search without `--address` joins it."""
-    if address and ":" in address and "://" not in address:
-        host, _, port = address.rpartition(":")
-        try:
-            socket.create_connection((host, int(port)), timeout=5).close()
-        except (OSError, ValueError) as error:
-            raise ClusterError(f"--address {address}: cannot start or reach Ray ({error})") from None
+    Without an address, `ray.init` joins the local Ray that `ray start --head` last started, else starts one. A
+    local Ray started here has no dashboard: it costs seconds of every quick search's start. To watch a local
+    search in it, start Ray first (`ray start --head`): a search without `--address` joins it. One that died
+    without `ray stop` (killed, out of memory) leaves its address behind; Ray would retry it for many minutes,
+    so the search starts a new local Ray instead and says so."""
+    if address and ":" in address and "://" not in address and (refusal := why_unreachable(address)):
+        raise ClusterError(f"--address {address}: cannot start or reach Ray ({refusal})")
+    if address is None:
+        left_behind = latest_local_ray()
+        if left_behind and why_unreachable(left_behind):
+            print(f"note: the local Ray at {left_behind} ({LATEST_LOCAL_RAY_FILE} under {ray_temp_dir()}) does not "
+                  "answer; starting a new one", file=sys.stderr)
+            address = "local"
     try:
         ray.init(address=address, include_dashboard=False, configure_logging=False, log_to_driver=False,
                  runtime_env={"env_vars": QUIET_LIBRARIES})
     except (OSError, RuntimeError, ValueError, ray.exceptions.RayError) as error:  # what ray.init raises when it cannot
-        where = address or "a local Ray ($RAY_ADDRESS or a new local cluster)"
+        where = address if address not in (None, "local") else "a local Ray ($RAY_ADDRESS or a new local cluster)"
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ClusterError(f"--address {where}: cannot start or reach Ray ({first_line})") from None
+
+
+LATEST_LOCAL_RAY_FILE = "ray_current_cluster"
+"""Where `ray start --head` writes its address for `ray.init()` to join, in Ray's temporary folder (see `ray.init`)."""
+
+
+def ray_temp_dir() -> Path:
+    """Ray's temporary folder on Linux: $RAY_TMPDIR, else $TMPDIR, else /tmp; then `ray`."""
+    return Path(os.environ.get("RAY_TMPDIR") or os.environ.get("TMPDIR") or "/tmp", "ray")
+
+
+def latest_local_ray() -> str | None:
+    """The host:port of the local Ray that `ray start --head` last started (and `ray stop` did not clear)."""
+    try:
+        return (ray_temp_dir() / LATEST_LOCAL_RAY_FILE).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def why_unreachable(host_port: str) -> str | None:
+    """Why nothing accepts a TCP connection at host:port within 5 s; None when something does."""
+    host, _, port = host_port.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except (OSError, ValueError) as error:
+        return str(error)
+    return None
 
 
 def live_nodes() -> list[NodeResources]:

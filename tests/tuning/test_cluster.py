@@ -1,8 +1,14 @@
-"""What a cluster's live nodes can hold: the CPUs `auto` gives a trial, and a trial no node can hold."""
+"""Joining Ray, and what a cluster's live nodes can hold: the CPUs `auto` gives a trial, and a trial no node can hold."""
+
+import socket
+import tempfile
+import time
+from pathlib import Path
 
 import pytest
+import ray
 
-from tuning.cluster import check_trial_fits_a_node, smallest_node_cpus, total
+from tuning.cluster import LATEST_LOCAL_RAY_FILE, check_trial_fits_a_node, connect, live_nodes, smallest_node_cpus, total
 from tuning.settings import SettingsError
 
 HEAD_WITHOUT_CPUS = {"memory": 2.0e9, "node:__internal_head__": 1.0}
@@ -20,3 +26,26 @@ def test_a_trial_larger_than_every_node_is_refused_naming_the_flag() -> None:
     with pytest.raises(SettingsError, match=r"^--cpus-per-trial 5: no Ray node has that many CPUs "
                                             r"\(the largest has 4; 3 nodes, 6 in all\)$"):
         check_trial_fits_a_node([HEAD_WITHOUT_CPUS, *WORKERS], cpus_per_trial=5, gpus_per_trial=0)
+
+
+def test_a_local_ray_that_died_without_ray_stop_does_not_hold_the_search(monkeypatch, capsys) -> None:
+    """`ray start --head` killed leaves its address behind; `ray.init()` would retry it for many minutes."""
+    with tempfile.TemporaryDirectory(prefix="r", dir="/tmp") as temp:  # short: Ray's socket paths must fit 107 bytes
+        monkeypatch.setenv("RAY_TMPDIR", temp)
+        Path(temp, "ray").mkdir()
+        Path(temp, "ray", LATEST_LOCAL_RAY_FILE).write_text(f"127.0.0.1:{closed_port()}")
+        started = time.monotonic()
+        connect(None)
+        try:
+            assert ray.is_initialized() and total(live_nodes(), "CPU") >= 1
+        finally:
+            ray.shutdown()
+    assert time.monotonic() - started < 60
+    assert "does not answer; starting a new one" in capsys.readouterr().err
+
+
+def closed_port() -> int:
+    """A local port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
