@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ray import tune
-from ray.exceptions import RayActorError
+from ray.exceptions import RayActorError, RayTaskError
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler
 
@@ -150,18 +150,24 @@ def run(search: PreparedSearch) -> int:
     try:
         champion = evaluate_and_register_on_cluster(
             evaluator, [leader.checkpoint for leader in leaders], validation, dataset.test, settings.metric,
-            parent_run_id, settings.model_name, settings.tracking_uri,
+            parent_run_id, settings.model_name, tracking.uri_for_other_processes(settings.tracking_uri),
         )
-    except RayActorError as error:
-        print(f"error: the champion's evaluation was lost with its Ray actor ({str(error).splitlines()[0]:.200}); "
-              f"the trials are kept: evaluate it with python -m tuning.search --resume --name {settings.name} "
-              f"--storage-path {settings.storage_path}", file=sys.stderr)
+    except (RayActorError, RayTaskError) as error:
+        print(f"error: the champion's evaluation failed ({_first_line(error)}); the trials are kept: evaluate it with "
+              f"python -m tuning.search --resume --name {settings.name} --storage-path {settings.storage_path}",
+              file=sys.stderr)
         return 1
     members = [leader.trial_id for leader in leaders[:champion.members]]
     tracking.finish_parent_run(parent_run_id, leaders[0].trial_id, leaders[0].config, members,
                                {f"champion_{settings.metric}": champion.validation_score})
     print_summary(results, settings, champion, members, parent_run_id)
     return 0
+
+
+def _first_line(error: RayActorError | RayTaskError) -> str:
+    """The first line of what went wrong: the exception the evaluator raised, or why its actor was lost."""
+    cause = error.cause if isinstance(error, RayTaskError) else error
+    return f"{type(cause).__name__}: {(str(cause).strip().splitlines() or [''])[0]:.200}"
 
 
 def training_splits(training: Split, settings: SearchSettings) -> tuple[Split, Split]:

@@ -38,6 +38,19 @@ class TrackingError(RuntimeError):
     """The MLflow tracking server cannot be used; the message names the URI."""
 
 
+SQLITE_PREFIX = "sqlite:///"
+
+
+def uri_for_other_processes(tracking_uri: str) -> str:
+    """`tracking_uri` as a Ray worker must use it: a relative SQLite file or folder made absolute, since the workers
+    of a Ray the search joined (`ray start --head`) run in the folder Ray was started from, not the search's."""
+    if tracking_uri.startswith(SQLITE_PREFIX) and not tracking_uri.startswith(SQLITE_PREFIX + "/"):
+        return SQLITE_PREFIX + str(Path(tracking_uri.removeprefix(SQLITE_PREFIX)).resolve())
+    if "://" not in tracking_uri and not tracking_uri.startswith("file:"):
+        return str(Path(tracking_uri).resolve())
+    return tracking_uri
+
+
 def check_server(tracking_uri: str) -> None:
     """For an MLflow server: it answers and accepts this client's login (checked with a read: nothing is written)."""
     if not tracking_uri.startswith(("http://", "https://")):

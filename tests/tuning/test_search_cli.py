@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -132,6 +133,38 @@ def test_warm_start_seeds_the_study_with_trials_inside_the_new_space(tmp_path: P
     assert (params["search.cpus_per_trial"], params["search.max_concurrent_trials"]) == ("1", str(cpus_a_local_ray_counts())), (
         "the parent run should show the CPUs and concurrency `auto` resolved to")
     assert (params["warm_start.trials_added"], params["warm_start.trials_skipped"]) == ("1", "1")
+
+
+@pytest.mark.slow
+def test_a_search_joining_a_running_local_ray_keeps_its_champion_in_its_own_folder(tmp_path: Path, shared_data_dir: Path) -> None:
+    """The workers of a Ray started with `ray start --head` run in the folder it was started from: the champion,
+    which the evaluator actor registers, must still land in the search folder's `mlflow.db`."""
+    started_here = tmp_path / "ray-started-here"
+    started_here.mkdir()
+    with tempfile.TemporaryDirectory(prefix="r", dir="/tmp") as ray_temp:  # short: Ray's socket paths must fit 107 bytes
+        environment = search_environment(RAY_TMPDIR=ray_temp)
+        head = subprocess.Popen(["ray", "start", "--head", f"--port={free_port()}", "--include-dashboard=false",
+                                 "--disable-usage-stats", "--block"], cwd=started_here, env=environment,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            address_file = Path(ray_temp, "ray", "ray_current_cluster")
+            deadline = time.monotonic() + 60
+            while not address_file.exists() and head.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.5)
+            assert address_file.exists(), "`ray start --head` did not come up"
+            finished = run_module("tuning.search", ["--data-dir", str(shared_data_dir), "--smoke-test", "--name", "joined"],
+                                  cwd=tmp_path, RAY_TMPDIR=ray_temp)
+            sessions = [path.name for path in Path(ray_temp, "ray").glob("session_2*")]
+        finally:
+            head.terminate()
+            head.wait(timeout=60)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert len(sessions) == 1, f"the search started a Ray of its own instead of joining: {sessions}"
+    assert not (started_here / "mlflow.db").exists(), "the evaluator wrote to an mlflow.db where Ray was started"
+    with sqlite3.connect(tmp_path / "mlflow.db") as database:
+        logged = {key for (key,) in database.execute(
+            "SELECT key FROM metrics JOIN runs ON metrics.run_uuid = runs.run_uuid WHERE runs.name = 'joined'")}
+    assert "test_accuracy" in logged
 
 
 def cpus_a_local_ray_counts() -> int:
