@@ -1,19 +1,22 @@
-"""A search's fixed cost, this checkout against an earlier commit, in one run.
+"""A search's fixed cost in one run: this checkout against an earlier commit, or against itself joining a running Ray.
 
 Runs the same one-trial, one-epoch search (`python -m tuning.search`, embedded defaults, the original CNN) alternately
-from this checkout and from a git worktree of `--against`, `--pairs` times, each in a fresh folder (so
-each pays MLflow's SQLite schema, as a first search in a folder does). For each run it prints the wall
-time, the trial's epoch (Tune's `time_this_iter_s`: the trial's imports, model build and the epoch) and
-the fixed cost, the wall time minus that epoch (target <= 10 s); then the medians and their difference.
-Alternating the two sides spreads this shared host's slow spells over both.
+on two sides, `--pairs` times, each in a fresh folder (so each pays MLflow's SQLite schema, as a first search in a
+folder does). The sides are this checkout and either a git worktree of `--against`, or (`--running-ray`) this
+checkout again, joining a local Ray that the benchmark starts once (`ray start --head`) instead of starting and
+stopping its own. For each run it prints the wall time, the trial's epoch (Tune's `time_this_iter_s`: the trial's
+imports, model build and the epoch) and the fixed cost, the wall time minus that epoch (target <= 10 s); then the
+medians and their difference. Alternating the two sides spreads this shared host's slow spells over both.
 
-Example:
+Examples:
     python bench/fixed_cost.py --against 04afdce --pairs 3
+    python bench/fixed_cost.py --running-ray --ray-port 6390
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -21,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tuning.space import write_with_points
@@ -29,6 +33,9 @@ REPOSITORY = Path(__file__).resolve().parent.parent
 FIXED_COST_TARGET_S = 10.0
 SEARCH = ["--name", "fixed", "--train-size", "3000", "--num-samples", "1", "--max-epochs", "1",
           "--cpus-per-trial", "2", "--max-concurrent-trials", "1", "--seed", "0"]
+RAY_CURRENT_CLUSTER = Path(tempfile.gettempdir(), "ray", "ray_current_cluster")
+"""Where `ray start --head` writes its address, and where a `ray.init()` without an address finds it."""
+RAY_START_TIMEOUT_S = 60
 
 
 def one_search(code: Path, space: Path) -> tuple[float, float]:
@@ -42,30 +49,80 @@ def one_search(code: Path, space: Path) -> tuple[float, float]:
         return wall, json.loads(result_file.read_text().splitlines()[0])["time_this_iter_s"]
 
 
+@contextlib.contextmanager
+def worktree(revision: str, scratch: Path) -> Iterator[Path]:
+    """A git worktree of `revision`, removed afterwards."""
+    tree = scratch / "tree"
+    subprocess.run(["git", "worktree", "add", "--detach", "--quiet", str(tree), revision], cwd=REPOSITORY, check=True)
+    try:
+        yield tree
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPOSITORY, check=True)
+
+
+@contextlib.contextmanager
+def running_ray(port: int) -> Iterator[None]:
+    """A local Ray head (no dashboard) that searches without `--address` join; stopped afterwards."""
+    head = subprocess.Popen(["ray", "start", "--head", f"--port={port}", "--include-dashboard=false",
+                             "--disable-usage-stats", "--block"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + RAY_START_TIMEOUT_S
+        while not (RAY_CURRENT_CLUSTER.exists() and RAY_CURRENT_CLUSTER.read_text().strip().endswith(f":{port}")):
+            if head.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"error: --ray-port {port}: `ray start --head` did not come up (is the port taken?)")
+            time.sleep(0.5)
+        yield
+    finally:
+        head.terminate()
+        head.wait(timeout=60)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--against", required=True, help="the earlier commit (any git revision)")
+    other_side = parser.add_mutually_exclusive_group(required=True)
+    other_side.add_argument("--against", help="the earlier commit (any git revision)")
+    other_side.add_argument("--running-ray", action="store_true",
+                            help="this checkout joining a running local Ray, against it starting its own")
+    parser.add_argument("--ray-port", type=int, default=6390, help="the GCS port of the Ray that --running-ray starts")
     parser.add_argument("--pairs", type=int, default=3)
     options = parser.parse_args()
-    revision = subprocess.run(["git", "rev-parse", "--short", options.against], cwd=REPOSITORY, check=True,
-                              capture_output=True, text=True).stdout.strip()
-    fixed: dict[str, list[float]] = {"this checkout": [], revision: []}
     with tempfile.TemporaryDirectory(prefix="fixed-cost-against-") as scratch:
-        earlier = Path(scratch) / "tree"
         original_first = write_with_points(Path(scratch) / "original_first.yaml", [{}])
-        subprocess.run(["git", "worktree", "add", "--detach", "--quiet", str(earlier), revision], cwd=REPOSITORY, check=True)
-        try:
-            for _ in range(options.pairs):
-                for side, code in ((revision, earlier), ("this checkout", REPOSITORY)):
-                    wall, epoch = one_search(code, original_first)
-                    fixed[side].append(wall - epoch)
-                    print(f"{side:>14}: wall {wall:5.1f} s, trial epoch {epoch:5.1f} s, fixed cost {wall - epoch:5.1f} s", flush=True)
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(earlier)], cwd=REPOSITORY, check=True)
-    now, before = statistics.median(fixed["this checkout"]), statistics.median(fixed[revision])
-    print(f"median fixed cost: this checkout {now:.1f} s, {revision} {before:.1f} s, "
-          f"difference {now - before:+.1f} s (target <= {FIXED_COST_TARGET_S:.0f} s)")
+        if options.running_ray:
+            sides = {"own Ray": REPOSITORY, "running Ray": REPOSITORY}
+            # A search without --address joins any running local Ray: the first side must run with none, so the
+            # benchmark starts one for each run of the second side (its start is not counted: a user starts it once).
+            fixed = alternate(sides, original_first, options.pairs, lambda: running_ray(options.ray_port))
+        else:
+            revision = subprocess.run(["git", "rev-parse", "--short", options.against], cwd=REPOSITORY, check=True,
+                                      capture_output=True, text=True).stdout.strip()
+            with worktree(revision, Path(scratch)) as earlier:
+                fixed = alternate({revision: earlier, "this checkout": REPOSITORY}, original_first, options.pairs)
+    (first, second) = fixed
+    a, b = statistics.median(fixed[first]), statistics.median(fixed[second])
+    print(f"median fixed cost: {second} {b:.1f} s, {first} {a:.1f} s, difference {b - a:+.1f} s "
+          f"(target <= {FIXED_COST_TARGET_S:.0f} s)")
     return 0
+
+
+def alternate(sides: dict[str, Path], space: Path, pairs: int,
+              second_side_within: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+              ) -> dict[str, list[float]]:
+    """Each side's fixed costs over `pairs` alternating searches; each run of the second side inside a new
+    `second_side_within()`."""
+    (first, first_code), (second, second_code) = sides.items()
+    fixed: dict[str, list[float]] = {first: [], second: []}
+
+    def measure(side: str, code: Path) -> None:
+        wall, epoch = one_search(code, space)
+        fixed[side].append(wall - epoch)
+        print(f"{side:>14}: wall {wall:5.1f} s, trial epoch {epoch:5.1f} s, fixed cost {wall - epoch:5.1f} s", flush=True)
+
+    for _ in range(pairs):
+        measure(first, first_code)
+        with second_side_within():
+            measure(second, second_code)
+    return fixed
 
 
 if __name__ == "__main__":
