@@ -13,7 +13,7 @@ from tuning.champion import LOWEST_PRIORITY, members_to_average, start_champion_
 
 
 def test_the_evaluator_takes_no_cpu_slot_and_imports_at_the_lowest_priority() -> None:
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
     try:
         evaluator = start_champion_evaluator()
         assert ray.get(evaluator.imports_done.remote(), timeout=300) == LOWEST_PRIORITY

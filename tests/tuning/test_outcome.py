@@ -46,7 +46,7 @@ def _report_curve(config: dict) -> None:
 
 @pytest.fixture(scope="module")
 def curves_results(tmp_path_factory: pytest.TempPathFactory) -> tune.ResultGrid:
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
     tuner = tune.Tuner(
         _report_curve,
         param_space={"curve": tune.grid_search(list(CURVES))},

@@ -170,7 +170,7 @@ def test_a_search_joining_a_running_local_ray_keeps_its_champion_in_its_own_fold
 def cpus_a_local_ray_counts() -> int:
     """The CPUs a local Ray started here counts, as the search's own did (Ray honours a container's CPU quota,
     `os.cpu_count()` does not)."""
-    ray.init(include_dashboard=False, configure_logging=False, log_to_driver=False)
+    ray.init(address="local", include_dashboard=False, configure_logging=False, log_to_driver=False)
     try:
         return int(ray.cluster_resources()["CPU"])
     finally:

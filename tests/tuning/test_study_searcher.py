@@ -49,7 +49,7 @@ def searched_study(tmp_path_factory: pytest.TempPathFactory) -> tuple[optuna.Stu
     tmp_path = tmp_path_factory.mktemp("study")
     url, storage = _new_study(tmp_path)
     searcher = _searcher(url)
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
     try:
         results = tune.Tuner(
             _curve,
@@ -169,7 +169,7 @@ def test_a_search_with_a_deadline_ends_on_its_own_with_every_trial_reported(tmp_
     """As many trials as the budget allows (num_samples -1), but Tune's own time budget set far beyond the deadline:
     the searcher alone ends the search."""
     url, _ = _new_study(tmp_path)
-    ray.init(num_cpus=1, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=1, include_dashboard=False, configure_logging=False, log_to_driver=False)
     try:
         deadline = time.time() + 10
         results = tune.Tuner(

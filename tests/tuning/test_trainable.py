@@ -20,7 +20,7 @@ MAX_EPOCHS = 500
 @pytest.mark.slow
 def test_a_trial_plans_the_epochs_that_fit_before_the_deadline_and_ends_with_them(dataset, tmp_path: Path) -> None:
     train, validation = stratified_split(stratified_subset(dataset.train, 600), validation_fraction=0.2)
-    ray.init(num_cpus=1, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=1, include_dashboard=False, configure_logging=False, log_to_driver=False)
     try:
         deadline = time.time() + 45
         tuner = tune.Tuner(
