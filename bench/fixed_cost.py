@@ -27,15 +27,13 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from tuning.cluster import ClusterError, local_head
 from tuning.space import write_with_points
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 FIXED_COST_TARGET_S = 10.0
 SEARCH = ["--name", "fixed", "--train-size", "3000", "--num-samples", "1", "--max-epochs", "1",
           "--cpus-per-trial", "2", "--max-concurrent-trials", "1", "--seed", "0"]
-RAY_CURRENT_CLUSTER = Path(tempfile.gettempdir(), "ray", "ray_current_cluster")
-"""Where `ray start --head` writes its address, and where a `ray.init()` without an address finds it."""
-RAY_START_TIMEOUT_S = 60
 
 
 def one_search(code: Path, space: Path) -> tuple[float, float]:
@@ -60,23 +58,6 @@ def worktree(revision: str, scratch: Path) -> Iterator[Path]:
         subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPOSITORY, check=True)
 
 
-@contextlib.contextmanager
-def running_ray(port: int) -> Iterator[None]:
-    """A local Ray head (no dashboard) that searches without `--address` join; stopped afterwards."""
-    head = subprocess.Popen(["ray", "start", "--head", f"--port={port}", "--include-dashboard=false",
-                             "--disable-usage-stats", "--block"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + RAY_START_TIMEOUT_S
-        while not (RAY_CURRENT_CLUSTER.exists() and RAY_CURRENT_CLUSTER.read_text().strip().endswith(f":{port}")):
-            if head.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"error: --ray-port {port}: `ray start --head` did not come up (is the port taken?)")
-            time.sleep(0.5)
-        yield
-    finally:
-        head.terminate()
-        head.wait(timeout=60)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     other_side = parser.add_mutually_exclusive_group(required=True)
@@ -92,7 +73,11 @@ def main() -> int:
             sides = {"own Ray": REPOSITORY, "running Ray": REPOSITORY}
             # A search without --address joins any running local Ray: the first side must run with none, so the
             # benchmark starts one for each run of the second side (its start is not counted: a user starts it once).
-            fixed = alternate(sides, original_first, options.pairs, lambda: running_ray(options.ray_port))
+            try:
+                fixed = alternate(sides, original_first, options.pairs, lambda: local_head(options.ray_port))
+            except ClusterError as error:
+                print(f"error: --ray-port {error}", file=sys.stderr)
+                return 1
         else:
             revision = subprocess.run(["git", "rev-parse", "--short", options.against], cwd=REPOSITORY, check=True,
                                       capture_output=True, text=True).stdout.strip()

@@ -47,6 +47,16 @@ class Command:
         settings.validate()
         return settings
 
+    def resume_flags(self) -> dict[str, Any]:
+        """The flags given to `--resume`, their local databases made absolute as a new search's are, and where the
+        saved search is."""
+        values = {**self.given, "storage_path": self.resume_storage_path()}
+        if "tracking_uri" in values:
+            values["tracking_uri"] = resolve_tracking_uri(values["tracking_uri"])
+        if "study_storage" in values:
+            values["study_storage"] = resolve_study_storage(values["study_storage"])
+        return values
+
     def resume_storage_path(self) -> str:
         """Where `--resume` looks for the saved search: `--storage-path`, else its default."""
         return self.given.get("storage_path", DEFAULTS["storage_path"])

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import subprocess
 import sys
+import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import ray
 
+from tuning.error_text import first_line
 from tuning.library_output import QUIET_LIBRARIES
 from tuning.settings import SettingsError
 
@@ -41,17 +46,19 @@ def connect(address: str | None) -> None:
                  runtime_env={"env_vars": QUIET_LIBRARIES})
     except (OSError, RuntimeError, ValueError, ray.exceptions.RayError) as error:  # what ray.init raises when it cannot
         where = address if address not in (None, "local") else "a local Ray ($RAY_ADDRESS or a new local cluster)"
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ClusterError(f"--address {where}: cannot start or reach Ray ({first_line})") from None
+        raise ClusterError(f"--address {where}: cannot start or reach Ray ({first_line(error)})") from None
 
 
 LATEST_LOCAL_RAY_FILE = "ray_current_cluster"
 """Where `ray start --head` writes its address for `ray.init()` to join, in Ray's temporary folder (see `ray.init`)."""
 
 
-def ray_temp_dir() -> Path:
+HEAD_START_TIMEOUT_S = 60
+
+
+def ray_temp_dir(environment: Mapping[str, str] = os.environ) -> Path:
     """Ray's temporary folder on Linux: $RAY_TMPDIR, else $TMPDIR, else /tmp; then `ray`."""
-    return Path(os.environ.get("RAY_TMPDIR") or os.environ.get("TMPDIR") or "/tmp", "ray")
+    return Path(environment.get("RAY_TMPDIR") or environment.get("TMPDIR") or "/tmp", "ray")
 
 
 def latest_local_ray() -> str | None:
@@ -60,6 +67,29 @@ def latest_local_ray() -> str | None:
         return (ray_temp_dir() / LATEST_LOCAL_RAY_FILE).read_text().strip() or None
     except OSError:
         return None
+
+
+@contextlib.contextmanager
+def local_head(port: int, cwd: Path | None = None, environment: Mapping[str, str] = os.environ) -> Iterator[str]:
+    """A local Ray head (`ray start --head --block`, no dashboard) that searches without `--address` join, as a user
+    starts one; yields its address, then stops it and clears the address it left for `ray.init()`."""
+    address_file = ray_temp_dir(environment) / LATEST_LOCAL_RAY_FILE
+    head = subprocess.Popen(["ray", "start", "--head", f"--port={port}", "--include-dashboard=false",
+                             "--disable-usage-stats", "--block"], cwd=cwd, env=dict(environment),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + HEAD_START_TIMEOUT_S
+        while not (address_file.exists() and (address := address_file.read_text().strip()).endswith(f":{port}")):
+            if head.poll() is not None or time.monotonic() > deadline:
+                raise ClusterError(f"port {port}: `ray start --head` did not come up (is the port taken?)")
+            time.sleep(0.5)
+        yield address
+    finally:
+        head.terminate()
+        head.wait(timeout=HEAD_START_TIMEOUT_S)
+        with contextlib.suppress(OSError):
+            if address_file.read_text().strip().endswith(f":{port}"):
+                address_file.unlink()
 
 
 def why_unreachable(host_port: str) -> str | None:

@@ -28,6 +28,7 @@ from tuning import cluster, objective, outcome, tracking
 from tuning import study as stored_study
 from tuning.champion import evaluate_and_register_on_cluster, start_champion_evaluator
 from tuning.cli import Command
+from tuning.error_text import first_line
 from tuning.mlflow_callback import MLflowTrialsCallback
 from tuning.progress import CompactProgressReporter
 from tuning.saved_search import SavedSearch, SavedSearchError, check_storage_writable
@@ -72,7 +73,7 @@ def prepare(command: Command) -> PreparedSearch:
     saved, warm_start = None, stored_study.WarmStart([], 0)
     if command.resume:
         saved = SavedSearch.load(command.resume_path())
-        settings = saved.settings.resumed_with({**command.given, "storage_path": command.resume_storage_path()})
+        settings = saved.settings.resumed_with(command.resume_flags())
         settings.validate()
         space = None  # Tune restores its searcher, space included, from the saved experiment
     else:
@@ -150,7 +151,7 @@ def run(search: PreparedSearch) -> int:
     try:
         champion = evaluate_and_register_on_cluster(
             evaluator, [leader.checkpoint for leader in leaders], validation, dataset.test, settings.metric,
-            parent_run_id, settings.model_name, tracking.uri_for_other_processes(settings.tracking_uri),
+            parent_run_id, settings.model_name, settings.tracking_uri,
         )
     except (RayActorError, RayTaskError) as error:
         print(f"error: the champion's evaluation failed ({_first_line(error)}); the trials are kept: evaluate it with "
@@ -167,7 +168,7 @@ def run(search: PreparedSearch) -> int:
 def _first_line(error: RayActorError | RayTaskError) -> str:
     """The first line of what went wrong: the exception the evaluator raised, or why its actor was lost."""
     cause = error.cause if isinstance(error, RayTaskError) else error
-    return f"{type(cause).__name__}: {(str(cause).strip().splitlines() or [''])[0]:.200}"
+    return f"{type(cause).__name__}: {first_line(cause)}"
 
 
 def training_splits(training: Split, settings: SearchSettings) -> tuple[Split, Split]:

@@ -23,6 +23,7 @@ from ray.exceptions import AuthenticationError
 from ray.job_submission import JobDetails, JobStatus, JobSubmissionClient
 
 from tuning.cli import OneLineErrorParser
+from tuning.error_text import first_line
 
 SEARCH_ENTRYPOINT = "python -m tuning.search"
 FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED)
@@ -37,8 +38,7 @@ def client() -> JobSubmissionClient:
     try:
         return JobSubmissionClient()
     except (ConnectionError, ValueError, RuntimeError, AuthenticationError) as error:
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise JobError(f"$RAY_API_SERVER_ADDRESS / $RAY_ADDRESS: cannot reach Ray's job API ({first_line:.200})") from None
+        raise JobError(f"$RAY_API_SERVER_ADDRESS / $RAY_ADDRESS: cannot reach Ray's job API ({first_line(error)})") from None
 
 
 def submit(jobs: JobSubmissionClient, search_args: list[str]) -> str:

@@ -23,6 +23,7 @@ from typing import Any, Literal
 from mlflow.entities import DatasetInput, Param
 from mlflow.tracking import MlflowClient
 
+from tuning.error_text import first_line
 from tuning.tracking import PARENT_RUN_TAG
 
 TRIAL_ID_TAG = "trial_id"
@@ -122,7 +123,7 @@ class MlflowOutbox:
                 self._send(write)
             except Exception as error:  # noqa: BLE001 - any failure is retried; the write stays first in line
                 if failures == 0:
-                    print(f"MLflow at {self._tracking_uri} cannot be reached ({str(error).splitlines()[0]:.150}); "
+                    print(f"MLflow at {self._tracking_uri} cannot be reached ({first_line(error, 150)}); "
                           f"training goes on, {len(self.pending())} writes queued", file=sys.stderr, flush=True)
                 time.sleep(RETRY_AFTER_S[min(failures, len(RETRY_AFTER_S) - 1)])
                 failures += 1

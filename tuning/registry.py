@@ -15,6 +15,7 @@ from mlflow.tracking import MlflowClient
 
 from fmnist.data import Split
 from fmnist.metrics import ClassificationMetrics, confusion_matrix_image
+from tuning.error_text import first_line
 from tuning.served_model import KERAS_MODEL_ARTIFACT, PixelClassifier
 
 if TYPE_CHECKING:
@@ -96,7 +97,7 @@ def crown_best_version(model_name: str) -> str:
         if _best_version(client, model_name) == best == champion:
             return best
     raise RuntimeError(f"the {CHAMPION_ALIAS} alias of {model_name} kept changing under {CROWN_ATTEMPTS} attempts to set it"
-                       + (f" (last refusal: {str(refused).splitlines()[0]})" if refused else ""))
+                       + (f" (last refusal: {first_line(refused)})" if refused else ""))
 
 
 def _best_version(client: MlflowClient, model_name: str) -> str:

@@ -22,6 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+from tuning.error_text import first_line
 from tuning.space import contains
 
 TUNE_TRIAL_ID_ATTR = "tune_trial_id"
@@ -58,9 +59,8 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
         return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
     except (ImportError, SQLAlchemyError, ValueError) as error:  # no driver, a bad URL, an unreachable database
         cause = error.__cause__ if isinstance(error, ImportError) and error.__cause__ else error
-        first_line = (str(cause).strip().splitlines() or [type(error).__name__])[0]
         hint = "; for PostgreSQL write postgresql+psycopg2://" if isinstance(error, ImportError) else ""
-        raise StudyError(f"--study-storage {shown_url(url)}: cannot open the study database ({first_line:.200}{hint})") from None
+        raise StudyError(f"--study-storage {shown_url(url)}: cannot open the study database ({first_line(cause)}{hint})") from None
 
 
 def existing_storage(url: str) -> optuna.storages.RDBStorage | None:

@@ -30,6 +30,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from tuning import epoch_plan
 from tuning import study as stored_study
+from tuning.error_text import first_line
 
 Result = TypeVar("Result")
 RETRY_AFTER_S = (1.0, 2.0, 3.0, 5.0, 5.0, 10.0, 10.0, 10.0, 15.0, 15.0, 15.0, 15.0)
@@ -160,5 +161,5 @@ def lost_connection(error: Exception) -> str | None:
     """The first line of a lost or refused database connection behind `error` (Optuna wraps SQLAlchemy's), else None."""
     cause = error if isinstance(error, DBAPIError) else error.__cause__
     if isinstance(cause, DBAPIError) and (cause.connection_invalidated or isinstance(cause, OperationalError)):
-        return (str(cause.orig).strip().splitlines() or [type(cause).__name__])[0]
+        return first_line(cause.orig) if cause.orig is not None else type(cause).__name__
     return None

@@ -21,6 +21,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
 from fmnist.data import Split
+from tuning.error_text import first_line
 
 DIGEST_LENGTH = 32  # MLflow stores dataset digests in 36 characters
 SPACE_ARTIFACT_DIR = "search"
@@ -36,19 +37,6 @@ SERVER_ERROR = re.compile(r"too many (5\d\d) error responses")
 
 class TrackingError(RuntimeError):
     """The MLflow tracking server cannot be used; the message names the URI."""
-
-
-SQLITE_PREFIX = "sqlite:///"
-
-
-def uri_for_other_processes(tracking_uri: str) -> str:
-    """`tracking_uri` as a Ray worker must use it: a relative SQLite file or folder made absolute, since the workers
-    of a Ray the search joined (`ray start --head`) run in the folder Ray was started from, not the search's."""
-    if tracking_uri.startswith(SQLITE_PREFIX) and not tracking_uri.startswith(SQLITE_PREFIX + "/"):
-        return SQLITE_PREFIX + str(Path(tracking_uri.removeprefix(SQLITE_PREFIX)).resolve())
-    if "://" not in tracking_uri and not tracking_uri.startswith("file:"):
-        return str(Path(tracking_uri).resolve())
-    return tracking_uri
 
 
 def check_server(tracking_uri: str) -> None:
@@ -101,8 +89,7 @@ def _tracking_error(tracking_uri: str, error: mlflow.exceptions.MlflowException)
     if server_error:
         return TrackingError(f"--tracking-uri {tracking_uri}: MLflow answered HTTP {server_error[1]}, a server error "
                              f"(is its database up? its log says why)")
-    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return TrackingError(f"--tracking-uri {tracking_uri}: {first_line}")
+    return TrackingError(f"--tracking-uri {tracking_uri}: {first_line(error)}")
 
 
 def start_parent_run(

@@ -27,6 +27,7 @@ from tests.tuning.conftest import (
     running_mlflow_server,
     search_environment,
 )
+from tuning.cluster import local_head
 from tuning.settings import SearchSettings, flag
 from tuning.study import TUNE_TRIAL_ID_ATTR, WARM_START_SOURCE_ATTR
 
@@ -65,7 +66,8 @@ def _first_checkpoint(experiment_dir: Path, search: subprocess.Popen, timeout: f
 
 @pytest.mark.slow
 def test_resume_continues_an_interrupted_search(mlflow_server: MlflowServer, shared_data_dir: Path, tmp_path: Path) -> None:
-    """Interrupted with Ctrl+C, then resumed with the README's command alone: every saved setting comes back."""
+    """Interrupted with Ctrl+C, then resumed from another folder with the README's command and `--storage-path`
+    alone: every saved setting comes back, the study database's place included."""
     search = subprocess.Popen(
         [sys.executable, "-m", "tuning.search", "--data-dir", str(shared_data_dir), "--train-size", "3000",
          "--name", "interrupted", "--experiment-name", "resume-test", "--model-name", "fmnist-cnn-resume",
@@ -87,8 +89,12 @@ def test_resume_continues_an_interrupted_search(mlflow_server: MlflowServer, sha
         "drop the flag to continue the search as it was started"
     )
 
-    resumed = run_module("tuning.search", ["--resume", "--name", "interrupted"], cwd=tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    resumed = run_module("tuning.search", ["--resume", "--name", "interrupted", "--storage-path", str(tmp_path / "results")],
+                         cwd=elsewhere)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert not (elsewhere / "optuna.db").exists(), "the resumed search opened another study database where it ran"
     client = MlflowClient(mlflow_server.uri)
     experiment = client.get_experiment_by_name("resume-test")
     (parent,) = client.search_runs([experiment.experiment_id], filter_string="attributes.run_name = 'interrupted'")
@@ -141,23 +147,12 @@ def test_a_search_joining_a_running_local_ray_keeps_its_champion_in_its_own_fold
     which the evaluator actor registers, must still land in the search folder's `mlflow.db`."""
     started_here = tmp_path / "ray-started-here"
     started_here.mkdir()
-    with tempfile.TemporaryDirectory(prefix="r", dir="/tmp") as ray_temp:  # short: Ray's socket paths must fit 107 bytes
-        environment = search_environment(RAY_TMPDIR=ray_temp)
-        head = subprocess.Popen(["ray", "start", "--head", f"--port={free_port()}", "--include-dashboard=false",
-                                 "--disable-usage-stats", "--block"], cwd=started_here, env=environment,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            address_file = Path(ray_temp, "ray", "ray_current_cluster")
-            deadline = time.monotonic() + 60
-            while not address_file.exists() and head.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.5)
-            assert address_file.exists(), "`ray start --head` did not come up"
-            finished = run_module("tuning.search", ["--data-dir", str(shared_data_dir), "--smoke-test", "--name", "joined"],
-                                  cwd=tmp_path, RAY_TMPDIR=ray_temp)
-            sessions = [path.name for path in Path(ray_temp, "ray").glob("session_2*")]
-        finally:
-            head.terminate()
-            head.wait(timeout=60)
+    # A short RAY_TMPDIR: Ray's socket paths must fit in 107 bytes.
+    with (tempfile.TemporaryDirectory(prefix="r", dir="/tmp") as ray_temp,
+          local_head(free_port(), cwd=started_here, environment=search_environment(RAY_TMPDIR=ray_temp))):
+        finished = run_module("tuning.search", ["--data-dir", str(shared_data_dir), "--smoke-test", "--name", "joined"],
+                              cwd=tmp_path, RAY_TMPDIR=ray_temp)
+        sessions = [path.name for path in Path(ray_temp, "ray").glob("session_2*")]
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert len(sessions) == 1, f"the search started a Ray of its own instead of joining: {sessions}"
     assert not (started_here / "mlflow.db").exists(), "the evaluator wrote to an mlflow.db where Ray was started"
@@ -259,7 +254,7 @@ def test_malformed_data_is_named(tmp_path: Path) -> None:
 
 def test_unknown_warm_start_study_is_named(tmp_path: Path, shared_data_dir: Path) -> None:
     finished = run_module("tuning.search", ["--warm-start", "nosuch", "--data-dir", str(shared_data_dir)], cwd=tmp_path)
-    _assert_refused_before_anything(finished, tmp_path, "--warm-start nosuch: no study of that name in sqlite:///optuna.db")
+    _assert_refused_before_anything(finished, tmp_path, f"--warm-start nosuch: no study of that name in sqlite:///{tmp_path.resolve() / 'optuna.db'}")
     assert not (tmp_path / "optuna.db").exists()
 
 

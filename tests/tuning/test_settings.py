@@ -20,14 +20,14 @@ def test_flags_override_defaults_and_the_rest_keep_them() -> None:
     settings = new_settings("--num-samples", "7", "--metric", "val_loss", "--name", "s1", "--tracking-uri", "sqlite:///x.db")
     assert settings.num_samples == 7 and settings.metric == "val_loss" and settings.mode == "min"
     assert settings.max_epochs == SearchSettings(name="x").max_epochs
-    assert settings.name == "s1" and settings.tracking_uri == "sqlite:///x.db"
+    assert settings.name == "s1" and settings.tracking_uri == f"sqlite:///{Path.cwd() / 'x.db'}"
 
 
 def test_the_tracking_uri_is_resolved_once_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
     assert new_settings().tracking_uri == "http://127.0.0.1:5999"
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
-    assert new_settings().tracking_uri == "sqlite:///mlflow.db"
+    assert new_settings().tracking_uri == f"sqlite:///{Path.cwd() / 'mlflow.db'}"
 
 
 def test_smoke_test_is_a_preset_that_explicit_flags_override() -> None:
