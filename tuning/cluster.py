@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -25,6 +27,23 @@ class ClusterError(RuntimeError):
     """Ray cannot be started or reached; the message names the address."""
 
 
+def connect_while_importing(address: str | None, module: str) -> None:
+    """`connect(address)` while `module` is imported on a thread: Ray's processes start while the driver's libraries
+    load, seconds off every search. Not the other way round: the processes `ray.init` starts die with the thread that
+    started them. A failed import is left to fail again, and be reported, where the module is next imported."""
+    loader = threading.Thread(target=_import_quietly, args=(module,), name=f"import {module}", daemon=True)
+    loader.start()
+    try:
+        connect(address)
+    finally:
+        loader.join()
+
+
+def _import_quietly(module: str) -> None:
+    with contextlib.suppress(Exception):
+        importlib.import_module(module)
+
+
 def connect(address: str | None) -> None:
     """Start or join Ray; a plain host:port that refuses connections fails at once instead of retrying.
 
@@ -32,7 +51,9 @@ def connect(address: str | None) -> None:
     local Ray started here has no dashboard: it costs seconds of every quick search's start. To watch a local
     search in it, start Ray first (`ray start --head`): a search without `--address` joins it. One that died
     without `ray stop` (killed, out of memory) leaves its address behind; Ray would retry it for many minutes,
-    so the search starts a new local Ray instead and says so."""
+    so the search starts a new local Ray instead and says so. A process already connected stays so."""
+    if ray.is_initialized():
+        return
     if address and ":" in address and "://" not in address and (refusal := why_unreachable(address)):
         raise ClusterError(f"--address {address}: cannot start or reach Ray ({refusal})")
     if address is None:

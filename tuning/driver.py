@@ -27,7 +27,6 @@ from fmnist.data import (
 from tuning import cluster, objective, outcome, tracking
 from tuning import study as stored_study
 from tuning.champion import evaluate_and_register_on_cluster, start_champion_evaluator
-from tuning.cli import Command
 from tuning.error_text import first_line
 from tuning.mlflow_callback import MLflowTrialsCallback
 from tuning.progress import CompactProgressReporter
@@ -68,17 +67,11 @@ class PreparedSearch:
                 "search.max_concurrent_trials": str(self.concurrent_trials)}
 
 
-def prepare(command: Command) -> PreparedSearch:
-    """Settings (new, or saved ones for `--resume`), search space, data, study storage, Ray and MLflow, all checked."""
-    saved, warm_start = None, stored_study.WarmStart([], 0)
-    if command.resume:
-        saved = SavedSearch.load(command.resume_path())
-        settings = saved.settings.resumed_with(command.resume_flags())
-        settings.validate()
-        space = None  # Tune restores its searcher, space included, from the saved experiment
-    else:
-        settings = command.new_settings()
-        space = load_space(settings.config)
+def prepare(settings: SearchSettings, saved: SavedSearch | None) -> PreparedSearch:
+    """Search space, data, study storage, Ray and MLflow for these settings (`saved` for `--resume`), all checked."""
+    warm_start = stored_study.WarmStart([], 0)
+    # Tune restores a resumed search's searcher, space included, from the saved experiment.
+    space = load_space(settings.config) if saved is None else None
     check_storage_writable(settings.storage_path)
     dataset = load(settings.data_dir)
     if saved and dataset.digest != saved.dataset_digest:

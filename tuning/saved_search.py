@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pyarrow.fs
 
+from tuning.cli import Command
 from tuning.settings import SearchSettings, SettingsError
 
 STATE_FILE = "fmnist_search.json"
@@ -53,6 +54,17 @@ class SavedSearch:
             ) from None
         except (ValueError, KeyError, TypeError, SettingsError) as error:
             raise SavedSearchError(f"--resume: {where} is not a search record ({error})") from None
+
+
+def settings_to_search(command: Command) -> tuple[SearchSettings, SavedSearch | None]:
+    """The settings `command` searches with, checked: a new search's, or for `--resume` the saved ones with the flags
+    given to it (and the saved record)."""
+    if not command.resume:
+        return command.new_settings(), None
+    saved = SavedSearch.load(command.resume_path())
+    settings = saved.settings.resumed_with(command.resume_flags())
+    settings.validate()
+    return settings, saved
 
 
 def check_storage_writable(storage_path: str) -> None:

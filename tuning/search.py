@@ -10,19 +10,28 @@ from __future__ import annotations
 
 import sys
 
-from tuning import cli, library_output
+from tuning import cli, cluster, library_output, saved_search
+from tuning.settings import SettingsError
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the flags, check every input, then search; a bad input ends with one line and exit code 2."""
     command = cli.parse(argv)
     library_output.quiet_environment()
+    try:
+        settings, saved = saved_search.settings_to_search(command)
+        # A local Ray starts while the driver's libraries load; an address is joined once every input is checked.
+        if settings.address is None:
+            cluster.connect_while_importing(None, "tuning.driver")
+    except (SettingsError, saved_search.SavedSearchError, cluster.ClusterError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     from tuning import driver
 
     library_output.quiet_loggers()
 
     try:
-        search = driver.prepare(command)
+        search = driver.prepare(settings, saved)
     except driver.INPUT_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
