@@ -27,19 +27,20 @@ class ClusterError(RuntimeError):
     """Ray cannot be started or reached; the message names the address."""
 
 
-def connect_while_importing(address: str | None, module: str) -> None:
-    """`connect(address)` while `module` is imported on a thread: Ray's processes start while the driver's libraries
-    load, seconds off every search. Not the other way round: the processes `ray.init` starts die with the thread that
-    started them. A failed import is left to fail again, and be reported, where the module is next imported."""
+def start_local_while_importing(module: str) -> None:
+    """`connect(None)` while `module` is imported on a thread: a local Ray's processes start while the driver's
+    libraries load, seconds off every search. Not the other way round: the processes `ray.init` starts die with the
+    thread that started them."""
     loader = threading.Thread(target=_import_quietly, args=(module,), name=f"import {module}", daemon=True)
     loader.start()
     try:
-        connect(address)
+        connect(None)
     finally:
         loader.join()
 
 
 def _import_quietly(module: str) -> None:
+    """Import `module`; a failure is left to happen again, and be reported, where the module is next imported."""
     with contextlib.suppress(Exception):
         importlib.import_module(module)
 
@@ -74,9 +75,6 @@ LATEST_LOCAL_RAY_FILE = "ray_current_cluster"
 """Where `ray start --head` writes its address for `ray.init()` to join, in Ray's temporary folder (see `ray.init`)."""
 
 
-HEAD_START_TIMEOUT_S = 60
-
-
 def ray_temp_dir(environment: Mapping[str, str] = os.environ) -> Path:
     """Ray's temporary folder on Linux: $RAY_TMPDIR, else $TMPDIR, else /tmp; then `ray`."""
     return Path(environment.get("RAY_TMPDIR") or environment.get("TMPDIR") or "/tmp", "ray")
@@ -88,6 +86,9 @@ def latest_local_ray() -> str | None:
         return (ray_temp_dir() / LATEST_LOCAL_RAY_FILE).read_text().strip() or None
     except OSError:
         return None
+
+
+HEAD_START_TIMEOUT_S = 60
 
 
 @contextlib.contextmanager

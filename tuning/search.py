@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
         settings, saved = saved_search.settings_to_search(command)
         # A local Ray starts while the driver's libraries load; an address is joined once every input is checked.
         if settings.address is None:
-            cluster.connect_while_importing(None, "tuning.driver")
+            cluster.start_local_while_importing("tuning.driver")
     except (SettingsError, saved_search.SavedSearchError, cluster.ClusterError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
