@@ -1,6 +1,5 @@
 """Joining Ray, and what a cluster's live nodes can hold: the CPUs `auto` gives a trial, and a trial no node can hold."""
 
-import socket
 import tempfile
 import time
 from pathlib import Path
@@ -8,6 +7,7 @@ from pathlib import Path
 import pytest
 import ray
 
+from tests.tuning.conftest import free_port
 from tuning.cluster import LATEST_LOCAL_RAY_FILE, check_trial_fits_a_node, connect, live_nodes, smallest_node_cpus, total
 from tuning.settings import SettingsError
 
@@ -33,7 +33,7 @@ def test_a_local_ray_that_died_without_ray_stop_does_not_hold_the_search(monkeyp
     with tempfile.TemporaryDirectory(prefix="r", dir="/tmp") as temp:  # short: Ray's socket paths must fit 107 bytes
         monkeypatch.setenv("RAY_TMPDIR", temp)
         Path(temp, "ray").mkdir()
-        Path(temp, "ray", LATEST_LOCAL_RAY_FILE).write_text(f"127.0.0.1:{closed_port()}")
+        Path(temp, "ray", LATEST_LOCAL_RAY_FILE).write_text(f"127.0.0.1:{free_port()}")  # nothing listens there
         started = time.monotonic()
         connect(None)
         try:
@@ -43,9 +43,3 @@ def test_a_local_ray_that_died_without_ray_stop_does_not_hold_the_search(monkeyp
     assert time.monotonic() - started < 60
     assert "does not answer; starting a new one" in capsys.readouterr().err
 
-
-def closed_port() -> int:
-    """A local port nothing listens on."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
