@@ -5,13 +5,14 @@ the average of the first 1, 2, ... of them (best first) that scores best, the fe
 the champion once on the untouched test split, logs the test metrics and the model to the search's MLflow
 parent run and registers it. Running it on the cluster keeps
 TensorFlow out of the driver (its memory and start-up time). Started when the search starts, the actor
-imports TensorFlow, Keras and MLflow while the trials train, on a thread at the lowest CPU priority, so
-the evaluation after the search does not wait for those imports and the trials lose no CPU to them. It runs on
+imports TensorFlow, Keras and MLflow and opens the MLflow store while the trials train, on a thread at the lowest
+CPU priority, so the evaluation after the search does not wait for them and the trials lose no CPU to them. It runs on
 the driver's node: it shares the driver's fate already (the driver owns it), so no other node's loss can take it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 import mlflow
 import numpy as np
 import ray
+from mlflow import MlflowClient
 from ray import tune
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -46,15 +48,17 @@ class Champion:
 class ChampionEvaluator:
     """A Ray actor (`start_champion_evaluator`) that evaluates and registers the winner once the search has one."""
 
-    def __init__(self) -> None:
-        self.import_priority: int | None = None
-        self._imports = threading.Thread(target=self._import_at_lowest_priority, name="champion-imports", daemon=True)
-        self._imports.start()
+    def __init__(self, tracking_uri: str) -> None:
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_registry_uri(tracking_uri)
+        self.warm_up_priority: int | None = None
+        self._warm_up = threading.Thread(target=self._warm_up_at_lowest_priority, name="champion-warm-up", daemon=True)
+        self._warm_up.start()
 
-    def imports_done(self) -> int | None:
-        """Wait for the start-up imports; returns the nice value their thread ran at."""
-        self._imports.join()
-        return self.import_priority
+    def warmed_up(self) -> int | None:
+        """Wait for the start-up imports and the MLflow store; returns the nice value their thread ran at."""
+        self._warm_up.join()
+        return self.warm_up_priority
 
     def node_id(self) -> str:
         """The Ray node this evaluator runs on."""
@@ -62,13 +66,11 @@ class ChampionEvaluator:
 
     def evaluate_and_register(
         self, checkpoints: list[tune.Checkpoint], validation: Split, test: Split, metric: str, parent_run_id: str,
-        model_name: str, tracking_uri: str,
+        model_name: str,
     ) -> Champion:
         """Pick the champion among averages of the leading trials' `checkpoints` (best first) by `metric` on
         `validation`, score it on `test` once, log the scores and the model, register it."""
-        self._imports.join()
-        mlflow.set_tracking_uri(tracking_uri)
-        mlflow.set_registry_uri(tracking_uri)
+        self._warm_up.join()
         models = [load_checkpoint_model(checkpoint) for checkpoint in checkpoints]
         members, validation_score = members_to_average(
             [predict(model, validation) for model in models], validation.labels, metric
@@ -79,25 +81,30 @@ class ChampionEvaluator:
         registration = registry.register(parent_run_id, champion, test, test_metrics.accuracy, model_name)
         return Champion(members, validation_score, test_metrics, registration)
 
-    def _import_at_lowest_priority(self) -> None:
-        """Import what the evaluation needs. Linux keeps a nice value per thread, so only this thread is lowered."""
+    def _warm_up_at_lowest_priority(self) -> None:
+        """Import what the evaluation needs and open the MLflow store (about a second for a SQLite file; MLflow keeps
+        it for the process). Linux keeps a nice value per thread, so only this thread is lowered. A store that cannot
+        be opened now is met again, and reported, by the evaluation."""
         thread = threading.get_native_id()
         os.setpriority(os.PRIO_PROCESS, thread, LOWEST_PRIORITY)
-        self.import_priority = os.getpriority(os.PRIO_PROCESS, thread)
+        self.warm_up_priority = os.getpriority(os.PRIO_PROCESS, thread)
         import keras  # noqa: F401
         import mlflow.pyfunc  # noqa: F401
         import tensorflow  # noqa: F401
 
+        with contextlib.suppress(Exception):
+            MlflowClient()
 
-def start_champion_evaluator() -> ray.actor.ActorHandle:
-    """The evaluator actor, started now on the driver's node, where no other node's loss can take it (Ray ties an
+
+def start_champion_evaluator(tracking_uri: str) -> ray.actor.ActorHandle:
+    """The evaluator actor for the search that tracks to `tracking_uri`, started now on the driver's node, where no other node's loss can take it (Ray ties an
     actor to its owner, so it dies with the driver anyway). It takes no CPU from Tune's count (the trials hold them
     while it waits). If its process dies it is restarted once, and its call waits for the restart: Ray retries the
     call until the actor has no restart left."""
     on_the_drivers_node = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
     return ray.remote(num_cpus=0, max_restarts=1, max_task_retries=-1, scheduling_strategy=on_the_drivers_node)(
         ChampionEvaluator
-    ).remote()
+    ).remote(tracking_uri)
 
 
 def members_to_average(probabilities: list[np.ndarray], labels: np.ndarray, metric: str) -> tuple[int, float]:
@@ -111,9 +118,9 @@ def members_to_average(probabilities: list[np.ndarray], labels: np.ndarray, metr
 
 def evaluate_and_register_on_cluster(
     evaluator: ray.actor.ActorHandle, checkpoints: list[tune.Checkpoint], validation: Split, test: Split, metric: str,
-    parent_run_id: str, model_name: str, tracking_uri: str,
+    parent_run_id: str, model_name: str,
 ) -> Champion:
     """The evaluator actor's `evaluate_and_register`; returns what it returned."""
     return ray.get(evaluator.evaluate_and_register.remote(
-        checkpoints, validation, test, metric, parent_run_id, model_name, tracking_uri
+        checkpoints, validation, test, metric, parent_run_id, model_name
     ))

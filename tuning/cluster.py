@@ -71,6 +71,12 @@ def connect(address: str | None) -> None:
         raise ClusterError(f"--address {where}: cannot start or reach Ray ({first_line(error)})") from None
 
 
+def disconnect() -> None:
+    """Leave Ray now, stopping the local Ray this process started, if any. At the interpreter's exit Ray's own hook
+    would do the same after half a second's wait for log lines, which a search does not forward."""
+    ray.shutdown()
+
+
 LATEST_LOCAL_RAY_FILE = "ray_current_cluster"
 """Where `ray start --head` writes its address for `ray.init()` to join, in Ray's temporary folder (see `ray.init`)."""
 

@@ -126,7 +126,7 @@ def run(search: PreparedSearch) -> int:
                   f"{search.warm_start.skipped} skipped (outside this search's space)")
         tuner = _new_tuner(settings, search.space, trainable, search.experiment_id, parent_run_id, inputs, deadline,
                            search.concurrent_trials)
-    evaluator = start_champion_evaluator()
+    evaluator = start_champion_evaluator(settings.tracking_uri)
     started = time.monotonic()
     results = tuner.fit()
     statuses = outcome.saved_trial_statuses(results.experiment_path)
@@ -144,7 +144,7 @@ def run(search: PreparedSearch) -> int:
     try:
         champion = evaluate_and_register_on_cluster(
             evaluator, [leader.checkpoint for leader in leaders], validation, dataset.test, settings.metric,
-            parent_run_id, settings.model_name, settings.tracking_uri,
+            parent_run_id, settings.model_name,
         )
     except (RayActorError, RayTaskError) as error:
         print(f"error: the champion's evaluation failed ({_first_line(error)}); the trials are kept: evaluate it with "

@@ -19,6 +19,14 @@ def main(argv: list[str] | None = None) -> int:
     command = cli.parse(argv)
     library_output.quiet_environment()
     try:
+        return _search(command)
+    finally:
+        cluster.disconnect()
+
+
+def _search(command: cli.Command) -> int:
+    """Resolve the settings, start or join Ray, check every input, search."""
+    try:
         settings, saved = saved_search.settings_to_search(command)
         # A local Ray starts while the driver's libraries load; an address is joined once every input is checked.
         if settings.address is None:
@@ -36,7 +44,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return driver.run(search)
-
 
 if __name__ == "__main__":
     sys.exit(main())

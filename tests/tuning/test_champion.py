@@ -1,7 +1,9 @@
-"""The champion: the evaluator actor loads its libraries without taking the trials' CPUs, lives on the driver's
+"""The champion: the evaluator actor loads its libraries and MLflow store without taking the trials' CPUs, lives on the driver's
 node, and picks how many leading trials to average by their scores on validation."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,11 +14,13 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from tuning.champion import LOWEST_PRIORITY, members_to_average, start_champion_evaluator
 
 
-def test_the_evaluator_takes_no_cpu_slot_and_imports_at_the_lowest_priority() -> None:
+def test_the_evaluator_takes_no_cpu_slot_and_warms_up_at_the_lowest_priority(tmp_path: Path) -> None:
+    """It imports its libraries and opens the search's MLflow store (here a new SQLite file) before it is asked."""
     ray.init(address="local", num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
     try:
-        evaluator = start_champion_evaluator()
-        assert ray.get(evaluator.imports_done.remote(), timeout=300) == LOWEST_PRIORITY
+        evaluator = start_champion_evaluator("sqlite:///" + str(tmp_path / "mlflow.db"))
+        assert ray.get(evaluator.warmed_up.remote(), timeout=300) == LOWEST_PRIORITY
+        assert (tmp_path / "mlflow.db").stat().st_size > 0, "the warm-up did not open the MLflow store"
         assert ray.available_resources().get("CPU") == 2, "the evaluator holds a CPU a trial could use"
     finally:
         ray.shutdown()
@@ -29,7 +33,7 @@ class CpuHolder:
         return True
 
 
-def test_the_evaluator_stays_on_the_drivers_busy_node_and_outlives_a_lost_worker() -> None:
+def test_the_evaluator_stays_on_the_drivers_busy_node_and_outlives_a_lost_worker(tmp_path: Path) -> None:
     """Ray would put a CPU-less actor on an idle worker rather than the driver's busy node; a worker's loss
     must not take the evaluator with it."""
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
@@ -40,10 +44,10 @@ def test_the_evaluator_stays_on_the_drivers_busy_node_and_outlives_a_lost_worker
         on_the_drivers_node = NodeAffinitySchedulingStrategy(drivers_node, soft=False)
         trial = ray.remote(num_cpus=1, scheduling_strategy=on_the_drivers_node)(CpuHolder).remote()
         ray.get(trial.ready.remote(), timeout=60)
-        evaluator = start_champion_evaluator()
+        evaluator = start_champion_evaluator("sqlite:///" + str(tmp_path / "mlflow.db"))
         assert ray.get(evaluator.node_id.remote(), timeout=120) == drivers_node
         cluster.remove_node(worker, allow_graceful=False)
-        assert ray.get(evaluator.imports_done.remote(), timeout=300) == LOWEST_PRIORITY
+        assert ray.get(evaluator.warmed_up.remote(), timeout=300) == LOWEST_PRIORITY
     finally:
         ray.shutdown()
         cluster.shutdown()
