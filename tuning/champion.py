@@ -6,8 +6,8 @@ the champion once on the untouched test split, logs the test metrics and the mod
 parent run and registers it. Running it on the cluster keeps
 TensorFlow out of the driver (its memory and start-up time). Started when the search starts, the actor
 imports TensorFlow, Keras and MLflow and opens the MLflow store while the trials train, on a thread at the lowest
-CPU priority, so the evaluation after the search does not wait for them and the trials lose no CPU to them. It runs on
-the driver's node: it shares the driver's fate already (the driver owns it), so no other node's loss can take it.
+CPU priority, so the evaluation after the search does not wait for them and the trials lose no CPU to them. It runs
+on the driver's node: it shares the driver's fate already (the driver owns it), so no other node's loss can take it.
 """
 
 from __future__ import annotations
@@ -97,8 +97,8 @@ class ChampionEvaluator:
 
 
 def start_champion_evaluator(tracking_uri: str) -> ray.actor.ActorHandle:
-    """The evaluator actor for the search that tracks to `tracking_uri`, started now on the driver's node, where no other node's loss can take it (Ray ties an
-    actor to its owner, so it dies with the driver anyway). It takes no CPU from Tune's count (the trials hold them
+    """The evaluator actor for the search that tracks to `tracking_uri`, started now on the driver's node, where no
+    other node's loss can take it (Ray ties an actor to its owner, so it dies with the driver anyway). It takes no CPU from Tune's count (the trials hold them
     while it waits). If its process dies it is restarted once, and its call waits for the restart: Ray retries the
     call until the actor has no restart left."""
     on_the_drivers_node = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)

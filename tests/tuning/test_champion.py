@@ -1,5 +1,5 @@
-"""The champion: the evaluator actor loads its libraries and MLflow store without taking the trials' CPUs, lives on the driver's
-node, and picks how many leading trials to average by their scores on validation."""
+"""The champion: the evaluator actor loads its libraries and MLflow store without taking the trials' CPUs, lives on
+the driver's node, and picks how many leading trials to average by their scores on validation."""
 
 from __future__ import annotations
 
