@@ -98,9 +98,9 @@ class ChampionEvaluator:
 
 def start_champion_evaluator(tracking_uri: str) -> ray.actor.ActorHandle:
     """The evaluator actor for the search that tracks to `tracking_uri`, started now on the driver's node, where no
-    other node's loss can take it (Ray ties an actor to its owner, so it dies with the driver anyway). It takes no CPU from Tune's count (the trials hold them
-    while it waits). If its process dies it is restarted once, and its call waits for the restart: Ray retries the
-    call until the actor has no restart left."""
+    other node's loss can take it (Ray ties an actor to its owner, so it dies with the driver anyway). It takes no
+    CPU from Tune's count (the trials hold them while it waits). If its process dies it is restarted once, and its
+    call waits for the restart: Ray retries the call until the actor has no restart left."""
     on_the_drivers_node = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
     return ray.remote(num_cpus=0, max_restarts=1, max_task_retries=-1, scheduling_strategy=on_the_drivers_node)(
         ChampionEvaluator
