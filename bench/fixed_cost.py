@@ -108,8 +108,11 @@ def main() -> int:
             with worktree(revision, Path(scratch)) as earlier:
                 times = alternate({revision: earlier, "this checkout": REPOSITORY}, original_first, options.pairs)
     (first, second) = times
-    for label, figure in (("fixed cost", "fixed_cost"), ("outside training", "outside_training")):
-        a, b = (statistics.median(getattr(one, figure) for one in times[side]) for side in (first, second))
+    figures: dict[str, Callable[[SearchTimes], float]] = {
+        "fixed cost": lambda run: run.fixed_cost, "outside training": lambda run: run.outside_training,
+    }
+    for label, figure in figures.items():
+        a, b = (statistics.median(figure(run) for run in times[side]) for side in (first, second))
         print(f"median {label}: {second} {b:.1f} s, {first} {a:.1f} s, difference {b - a:+.1f} s "
               f"(target <= {FIXED_COST_TARGET_S:.0f} s)")
     return 0

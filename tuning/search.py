@@ -45,5 +45,6 @@ def _search(command: cli.Command) -> int:
         return 2
     return driver.run(search)
 
+
 if __name__ == "__main__":
     sys.exit(main())
