@@ -5,7 +5,7 @@ COMPOSE ?= docker-compose
 WORKERS ?= 2
 SEARCH_ARGS ?= --num-samples 10 --max-epochs 3 --max-concurrent-trials 3
 
-.PHONY: help install run test test-fast wheelhouse build start stop search logs search-stop report serve platform-test clean
+.PHONY: help install run test test-fast wheelhouse build build-gpu start stop search logs search-stop report serve platform-test clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /\1\t/' | expand -t 16
@@ -34,6 +34,11 @@ build: .env  ## build every image (BASE_IMAGE / POSTGRES_BASE_IMAGE in .env pick
 	set -a && . ./.env && set +a && docker build -t fmnist-tune/python:latest \
 	  --build-arg BASE_IMAGE=$${BASE_IMAGE:-python:3.11-slim} -f platform/python/Dockerfile .
 	$(COMPOSE) build postgres
+
+build-gpu: .env  ## the runtime image for GPU nodes, fmnist-tune/python-gpu (TensorFlow with CUDA)
+	mkdir -p wheelhouse
+	set -a && . ./.env && set +a && docker build -t fmnist-tune/python-gpu:latest --build-arg TENSORFLOW=gpu \
+	  --build-arg BASE_IMAGE=$${BASE_IMAGE:-python:3.11-slim} -f platform/python/Dockerfile .
 
 start: .env  ## start the platform with $(WORKERS) Ray workers
 	$(COMPOSE) up -d --scale ray-worker=$(WORKERS)

@@ -145,6 +145,14 @@ def smallest_node_cpus(nodes: list[NodeResources]) -> float:
     return min((node["CPU"] for node in nodes if node.get("CPU", 0.0) > 0), default=1.0)
 
 
+def cpus_per_gpu_trial(nodes: list[NodeResources], gpus_per_trial: float) -> float:
+    """The whole CPUs each trial of `gpus_per_trial` GPUs gets when a GPU node's CPUs are shared by the trials its GPUs
+    hold, on the GPU node where that share is smallest; 1 when no node holds such a trial."""
+    shares = [node.get("CPU", 0.0) / (node["GPU"] // gpus_per_trial) for node in nodes
+              if gpus_per_trial > 0 and node.get("GPU", 0.0) >= gpus_per_trial]
+    return float(max(1, int(min(shares)))) if shares else 1.0
+
+
 def check_trial_fits_a_node(nodes: list[NodeResources], cpus_per_trial: float, gpus_per_trial: float) -> None:
     """SettingsError when none of these nodes can hold one trial (Tune would wait for it forever)."""
     for flag_name, resource, wanted in (("--cpus-per-trial", "CPU", cpus_per_trial), ("--gpus-per-trial", "GPU", gpus_per_trial)):

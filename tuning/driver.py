@@ -86,12 +86,13 @@ def prepare(settings: SearchSettings, saved: SavedSearch | None) -> PreparedSear
     tracking.check_server(settings.tracking_uri)
     cluster.connect(settings.address)
     nodes = cluster.live_nodes()
-    trial_cpus = settings.trial_cpus(cluster.smallest_node_cpus(nodes))
+    trial_cpus = settings.trial_cpus(cluster.smallest_node_cpus(nodes),
+                                     cluster.cpus_per_gpu_trial(nodes, settings.gpus_per_trial))
     cluster.check_trial_fits_a_node(nodes, trial_cpus, settings.gpus_per_trial)
     experiment_id = tracking.ensure_experiment(settings.tracking_uri, settings.experiment_name)
     if saved:
         tracking.check_run_exists(settings.tracking_uri, saved.parent_run_id)
-    concurrent_trials = settings.concurrent_trials(cluster.total(nodes, "CPU"), trial_cpus)
+    concurrent_trials = settings.concurrent_trials(cluster.total(nodes, "CPU"), trial_cpus, cluster.total(nodes, "GPU"))
     return PreparedSearch(settings, space, dataset, experiment_id, saved, warm_start, trial_cpus, concurrent_trials)
 
 

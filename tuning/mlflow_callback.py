@@ -2,7 +2,7 @@
 
 Each run gets the trial's config as params, the dataset's lineage, every numeric result per epoch (one
 `log_batch` request per result) and the validation confusion matrix as `confusion_matrix/epoch_NNN.png`
-(drawn by the outbox's thread).
+(drawn by the outbox's thread), and a `device` tag naming what the trial trains on.
 The writes go through an ordered outbox (`tuning/mlflow_outbox.py`) sent by a background thread, so an
 unreachable MLflow never stalls training. Runs and unsent writes are kept in the callback's state,
 which Tune saves with the experiment: a trial that restarts, or a search resumed with `Tuner.restore`,
@@ -20,7 +20,8 @@ from mlflow.entities import DatasetInput, Metric
 from ray.tune.logger import LoggerCallback
 
 from tuning.confusion_images import epoch_confusion_image
-from tuning.mlflow_outbox import STEP_METRIC, MlflowOutbox, TrialWrite
+from tuning.mlflow_outbox import DEVICE_TAG, STEP_METRIC, MlflowOutbox, TrialWrite
+from tuning.objective import DEVICE_KEY
 
 if TYPE_CHECKING:
     from ray.tune.experiment import Trial
@@ -32,6 +33,8 @@ class MLflowTrialsCallback(LoggerCallback):
     def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str, inputs: list[DatasetInput]):
         self._outbox = MlflowOutbox(tracking_uri, experiment_id, parent_run_id, inputs)
         self._tracking_uri = tracking_uri
+        self._devices: dict[str, str] = {}
+        """Trial id -> the device its run's tag names: the tag is sent again only when a restart moves the trial."""
 
     @property
     def run_ids(self) -> dict[str, str]:
@@ -45,6 +48,10 @@ class MLflowTrialsCallback(LoggerCallback):
     def log_trial_result(self, iteration: int, trial: Trial, result: dict) -> None:
         epoch = int(result[STEP_METRIC])
         self._outbox.put(TrialWrite(trial.trial_id, "metrics", numeric_metrics(result), epoch))
+        device = result.get(DEVICE_KEY)
+        if device is not None and self._devices.get(trial.trial_id) != device:
+            self._devices[trial.trial_id] = device
+            self._outbox.put(TrialWrite(trial.trial_id, "tags", {DEVICE_TAG: device}))
         image = epoch_confusion_image(trial.trial_id, result)
         if image is not None:
             self._outbox.put(TrialWrite(trial.trial_id, "image", image, epoch))

@@ -20,13 +20,15 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from mlflow.entities import DatasetInput, Param
+from mlflow.entities import DatasetInput, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from tuning.error_text import first_line
 from tuning.tracking import PARENT_RUN_TAG
 
 TRIAL_ID_TAG = "trial_id"
+DEVICE_TAG = "device"
+"""What the trial trains on: `cpu`, or `gpu:` and the GPUs' names."""
 STEP_METRIC = "training_iteration"
 """Logged with every result at its own step: the last step of its history is the last epoch a run holds."""
 RETRY_AFTER_S = (1.0, 2.0, 5.0, 10.0)
@@ -35,10 +37,11 @@ RETRY_AFTER_S = (1.0, 2.0, 5.0, 10.0)
 @dataclass(frozen=True)
 class TrialWrite:
     """One write for a trial's run. `start` carries (run name, params), `metrics` a list of Metric,
-    `image` a ConfusionImage (drawn when sent), `end` the final status; `epoch` is set for metrics and images."""
+    `image` a ConfusionImage (drawn when sent), `tags` a dict, `end` the final status; `epoch` is set for metrics
+    and images."""
 
     trial_id: str
-    kind: Literal["start", "metrics", "image", "end"]
+    kind: Literal["start", "metrics", "image", "tags", "end"]
     payload: Any
     epoch: int | None = None
 
@@ -148,6 +151,8 @@ class MlflowOutbox:
             client.log_batch(run_id, metrics=write.payload)
         elif write.kind == "image":
             client.log_image(run_id, write.payload.draw(), artifact_file=write.payload.artifact_file)
+        elif write.kind == "tags":
+            client.log_batch(run_id, tags=[RunTag(name, value) for name, value in write.payload.items()])
         elif write.kind == "end":
             client.set_terminated(run_id, write.payload)
 

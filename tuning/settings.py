@@ -100,18 +100,25 @@ class SearchSettings:
         """Where Tune keeps this search's trials and state."""
         return f"{self.storage_uri}/{self.name}"
 
-    def trial_cpus(self, smallest_node_cpus: float) -> float:
-        """`cpus_per_trial`, or for `auto` 1, or a whole node (the smallest with CPUs) for a short time budget."""
+    def trial_cpus(self, smallest_node_cpus: float, cpus_per_gpu_trial: float = 1.0) -> float:
+        """`cpus_per_trial`, or for `auto`: with GPUs, `cpus_per_gpu_trial` (a GPU node's CPUs shared by the trials
+        its GPUs hold); else 1, or a whole node (the smallest with CPUs) for a short time budget."""
         if self.cpus_per_trial is not None:
             return self.cpus_per_trial
+        if self.gpus_per_trial > 0:
+            return cpus_per_gpu_trial
         short_budget = self.time_budget_s is not None and self.time_budget_s < WHOLE_NODE_BUDGET_S
         return max(1.0, smallest_node_cpus) if short_budget else 1.0
 
-    def concurrent_trials(self, cluster_cpus: float, trial_cpus: float) -> int:
-        """`max_concurrent_trials`, or for `auto` how many trials of `trial_cpus` the cluster's CPUs hold at once."""
+    def concurrent_trials(self, cluster_cpus: float, trial_cpus: float, cluster_gpus: float = 0.0) -> int:
+        """`max_concurrent_trials`, or for `auto` how many trials the cluster's CPUs (and GPUs, when trials ask for
+        them) hold at once."""
         if self.max_concurrent_trials is not None:
             return self.max_concurrent_trials
-        return max(1, int(cluster_cpus // trial_cpus))
+        trials = cluster_cpus // trial_cpus
+        if self.gpus_per_trial > 0:
+            trials = min(trials, cluster_gpus // self.gpus_per_trial)
+        return max(1, int(trials))
 
     def validate(self) -> None:
         """Raise SettingsError naming the first flag whose value cannot run."""

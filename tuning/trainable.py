@@ -12,14 +12,14 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import ray
 from ray import tune
 
 from fmnist.config import ModelConfig
 from fmnist.data import Split
 from fmnist.evaluation import evaluate
+from tuning.devices import use_assigned_devices
 from tuning.epoch_plan import replan
-from tuning.objective import CONFUSION_MATRIX_KEY, EPOCH_KEY, PLANNED_EPOCHS_KEY
+from tuning.objective import CONFUSION_MATRIX_KEY, DEVICE_KEY, EPOCH_KEY, PLANNED_EPOCHS_KEY
 
 if TYPE_CHECKING:
     import keras
@@ -48,7 +48,7 @@ def train_cnn(
 
     from fmnist.model import learning_rate_callbacks, one_hot
 
-    _use_assigned_cpus()
+    device = use_assigned_devices()
     keras.utils.set_random_seed(seed)
     model_config = ModelConfig.from_dict(config)
     model, finished_epochs, planned = _restore_or_build(model_config, max_epochs)
@@ -64,6 +64,7 @@ def train_cnn(
         fitted = time.perf_counter()
         metrics = {
             EPOCH_KEY: epoch,
+            DEVICE_KEY: device,
             "train_images": len(train),
             "train_loss": float(history.history["loss"][-1]),
             "train_accuracy": float(history.history["accuracy"][-1]),
@@ -108,12 +109,3 @@ def _restore_or_build(model_config: ModelConfig, max_epochs: int) -> tuple[keras
         state = json.loads((Path(directory) / STATE_FILE).read_text())
         model = keras.models.load_model(Path(directory) / MODEL_FILE)
     return model, int(state[EPOCH_KEY]), int(state.get(PLANNED_EPOCHS_KEY, max_epochs))
-
-
-def _use_assigned_cpus() -> None:
-    """Keep TensorFlow to the CPUs Ray gave this trial, so concurrent trials do not fight for cores."""
-    import tensorflow as tf
-
-    cpus = int(ray.get_runtime_context().get_assigned_resources().get("CPU", 0)) or 1
-    tf.config.threading.set_intra_op_parallelism_threads(cpus)
-    tf.config.threading.set_inter_op_parallelism_threads(min(cpus, 2))

@@ -8,7 +8,15 @@ import pytest
 import ray
 
 from tests.tuning.conftest import free_port
-from tuning.cluster import LATEST_LOCAL_RAY_FILE, check_trial_fits_a_node, connect, live_nodes, smallest_node_cpus, total
+from tuning.cluster import (
+    LATEST_LOCAL_RAY_FILE,
+    check_trial_fits_a_node,
+    connect,
+    cpus_per_gpu_trial,
+    live_nodes,
+    smallest_node_cpus,
+    total,
+)
 from tuning.settings import SettingsError
 
 HEAD_WITHOUT_CPUS = {"memory": 2.0e9, "node:__internal_head__": 1.0}
@@ -19,6 +27,14 @@ def test_auto_cpus_come_from_the_smallest_node_that_runs_trials() -> None:
     assert smallest_node_cpus([HEAD_WITHOUT_CPUS, *WORKERS]) == 2
     assert smallest_node_cpus([HEAD_WITHOUT_CPUS]) == 1, "a cluster without CPUs still gets a trial size"
     assert total([HEAD_WITHOUT_CPUS, *WORKERS], "CPU") == 6
+
+
+def test_gpu_trials_share_the_cpus_of_the_gpu_node_with_the_least_per_trial() -> None:
+    gpu_nodes = [{"CPU": 8.0, "GPU": 1.0}, {"CPU": 16.0, "GPU": 4.0}]
+    assert cpus_per_gpu_trial([HEAD_WITHOUT_CPUS, *WORKERS, *gpu_nodes], gpus_per_trial=0.5) == 2, "16 CPUs for 8 trials"
+    assert cpus_per_gpu_trial([HEAD_WITHOUT_CPUS, *WORKERS, *gpu_nodes], gpus_per_trial=1) == 4
+    assert cpus_per_gpu_trial([{"CPU": 2.0, "GPU": 4.0}], gpus_per_trial=1) == 1, "at least one CPU a trial"
+    assert cpus_per_gpu_trial(WORKERS, gpus_per_trial=1) == 1, "no GPU node: the refusal comes from the fit check"
 
 
 def test_a_trial_larger_than_every_node_is_refused_naming_the_flag() -> None:

@@ -73,6 +73,7 @@ def test_one_nested_run_per_trial(finished_search: FinishedSearch) -> None:
     assert len(finished_search.trial_runs) == TRIALS
     assert len({run.data.tags["trial_id"] for run in finished_search.trial_runs}) == TRIALS
     assert all(run.info.status == "FINISHED" for run in finished_search.trial_runs)
+    assert {run.data.tags["device"] for run in finished_search.trial_runs} == {"cpu"}, "no GPU here: trials train on the CPU"
     baseline = [run for run in finished_search.trial_runs if run.data.params.get("filters_1") == "32"
                 and run.data.params.get("learning_rate") == "0.001" and run.data.params.get("optimizer") == "adam"]
     assert baseline, "the original config is not among the trials"

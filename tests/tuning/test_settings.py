@@ -108,6 +108,14 @@ def test_auto_cpus_give_each_trial_one_cpu_or_for_a_short_budget_a_whole_node() 
     assert new_settings("--time-budget-s", "1200", "--cpus-per-trial", "1.5").trial_cpus(smallest_node_cpus=4) == 1.5
 
 
+def test_auto_with_gpus_shares_a_gpu_nodes_cpus_and_counts_gpus() -> None:
+    half_a_gpu = new_settings("--gpus-per-trial", "0.5", "--time-budget-s", "1200")
+    assert half_a_gpu.trial_cpus(smallest_node_cpus=2, cpus_per_gpu_trial=4) == 4, "GPU trials ignore the whole-node rule"
+    assert half_a_gpu.concurrent_trials(cluster_cpus=24, trial_cpus=4, cluster_gpus=2) == 4, "the GPUs bound it"
+    assert half_a_gpu.concurrent_trials(cluster_cpus=8, trial_cpus=4, cluster_gpus=2) == 2, "the CPUs bound it"
+    assert new_settings().concurrent_trials(cluster_cpus=8, trial_cpus=1, cluster_gpus=2) == 8, "CPU trials ignore GPUs"
+
+
 def test_saved_settings_round_trip(tmp_path: Path) -> None:
     settings = new_settings("--name", "round-trip", "--storage-path", str(tmp_path), "--train-size", "2000", "--seed", "3")
     SavedSearch(settings, "run-123", "digest-abc").save()
