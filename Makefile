@@ -20,8 +20,8 @@ test: install  ## every test but the platform's (needs PostgreSQL on 127.0.0.1:5
 	bash tests/ensure_postgres.sh
 	$(PYTHON) -m pytest
 
-test-fast: install  ## the tests that need no server and train nothing
-	$(PYTHON) -m pytest -m "not slow"
+test-fast: install  ## the tests that need no service, start no Ray and train nothing (about a minute)
+	$(PYTHON) -m pytest -m "not slow and not docker"
 
 .env:
 	bash platform/make-env.sh > .env

@@ -4,7 +4,7 @@ Usage: FMNIST_DATA_DIR=... python bench/ensemble_champion.py NAME [--storage-pat
 
 Loads the best checkpoint of each of the search's leading trials (best first, by the search's --metric), scores
 the average of the first k of them on the search's validation split and on the test split, and marks the k the
-search picks (`tuning.champion.members_to_average`: the best on validation, the fewest on a tie). The test
+search picks (`tuning.champion.evaluator.members_to_average`: the best on validation, the fewest on a tie). The test
 scores are printed to measure the choice, which never sees them.
 """
 
@@ -22,12 +22,12 @@ from ray import tune
 from fmnist.data import load
 from fmnist.ensemble import running_means
 from fmnist.evaluation import predict, score
-from tuning.champion import members_to_average
+from tuning.champion.evaluator import members_to_average
 from tuning.driver import training_splits
-from tuning.outcome import leaders
+from tuning.optimization.outcome import leaders
+from tuning.optimization.trainable import load_checkpoint_model
 from tuning.saved_search import SavedSearch
 from tuning.settings import SearchSettings
-from tuning.trainable import load_checkpoint_model
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

@@ -30,8 +30,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tuning.cluster import ClusterError, local_head
-from tuning.space import write_with_points
+from tuning.optimization.space import write_with_points
+from tuning.runtime.cluster import ClusterError, local_head
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 FIXED_COST_TARGET_S = 10.0

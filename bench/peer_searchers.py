@@ -35,8 +35,8 @@ from fmnist.data import Split, load
 from fmnist.evaluation import evaluate
 from fmnist.model import build, learning_rate_callbacks, one_hot
 from tuning.driver import training_splits
+from tuning.optimization.space import SearchSpace, load_space
 from tuning.settings import SearchSettings
-from tuning.space import SearchSpace, load_space
 
 EPOCHS_FILE = "epochs.jsonl"
 BEST_MODEL_FILE = "best.keras"

@@ -33,7 +33,8 @@ import time
 from pathlib import Path
 from typing import Self
 
-from tuning.space import write_with_points
+from tuning.optimization.objective import STEP_KEY
+from tuning.optimization.space import write_with_points
 
 OVERHEAD_TARGET = 1.05
 FIXED_COST_TARGET_S = 10.0
@@ -138,7 +139,7 @@ def main() -> int:
         wall, results, memory = search(Path(scratch), "overhead", [
             *original_first, *data_slice, "--num-samples", "1", "--max-epochs", str(options.epochs),
             "--cpus-per-trial", "2", "--max-concurrent-trials", "1", "--seed", "0"])
-        trial = [result["time_this_iter_s"] for result in sorted(results, key=lambda result: result["training_iteration"])]
+        trial = [result["time_this_iter_s"] for result in sorted(results, key=lambda result: result[STEP_KEY])]
         images = results[0]["train_images"]
         bare_s, trial_s = statistics.median(bare[1:]), statistics.median(trial[1:])
         fixed = wall - sum(trial)
@@ -147,7 +148,7 @@ def main() -> int:
               f"(epochs: {', '.join(f'{value:.2f}' for value in bare)})")
         print(f"trial in Tune + MLflow + TensorBoard + checkpoints: {trial_s:.2f} s/epoch = {images / trial_s:,.0f} images/s  "
               f"(epochs: {', '.join(f'{value:.2f}' for value in trial)})")
-        print(_trial_split(sorted(results, key=lambda result: result["training_iteration"])[1:]))
+        print(_trial_split(sorted(results, key=lambda result: result[STEP_KEY])[1:]))
         ratio = min(trial[1:]) / min(bare[1:])
         print(f"overhead: trial / bare = {trial_s / bare_s:.3f} on the medians, {ratio:.3f} on the fastest epochs "
               f"({min(trial[1:]):.2f} s / {min(bare[1:]):.2f} s; target <= {OVERHEAD_TARGET})")

@@ -15,6 +15,17 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("FMNIST_TEST_DATA", REPOSITORY.parent / "shared" / "data" / "fashion-mnist"))
 
 
+SERVICE_FIXTURES = frozenset({"postgres_database", "study_storage_url", "mlflow_server", "private_postgres"})
+"""Fixtures that start PostgreSQL databases or servers: a test that uses one is slow, whatever its own marks."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs a service `slow`, so `make test-fast` needs none."""
+    for item in items:
+        if SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def shared_data_dir() -> Path:
     """The real dataset in both layouts (read-only)."""

@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
-from tuning import objective
+from tuning.optimization import objective
+from tuning.runtime.command_line import STUDY_STORAGE_HELP, TRACKING_URI_HELP, OneLineErrorParser
 from tuning.settings import UNTIL_BUDGET, WHOLE_NODE_BUDGET_S, SearchSettings, flag, resolve_study_storage, resolve_tracking_uri
 
 SMOKE_TEST = {"num_samples": 2, "max_epochs": 1, "train_size": 2_000}
@@ -64,14 +64,6 @@ class Command:
     def resume_path(self) -> str:
         """The folder of the search to resume."""
         return SearchSettings(name=str(self.name), storage_path=self.resume_storage_path()).experiment_path
-
-
-class OneLineErrorParser(argparse.ArgumentParser):
-    """argparse, with its errors as one line (`error: ...`) and exit code 2."""
-
-    def error(self, message: str) -> NoReturn:
-        print(f"error: {message}", file=sys.stderr)
-        sys.exit(2)
 
 
 def build_parser() -> OneLineErrorParser:
@@ -128,8 +120,8 @@ def build_parser() -> OneLineErrorParser:
                        "(default: fmnist-search-<timestamp>)")
     where.add_argument("--resume", action="store_true", default=False,
                        help="continue the interrupted search --name under --storage-path, with its saved settings")
-    setting(where, "tracking_uri", "MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
-    setting(where, "study_storage", "Optuna study database (default: $OPTUNA_STORAGE, else sqlite:///optuna.db)")
+    setting(where, "tracking_uri", TRACKING_URI_HELP)
+    setting(where, "study_storage", STUDY_STORAGE_HELP)
     setting(where, "experiment_name", "MLflow experiment")
     setting(where, "model_name", "MLflow registered model")
     return parser

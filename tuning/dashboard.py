@@ -15,14 +15,14 @@ import sys
 
 import optuna_dashboard
 
-from tuning import study as stored_study
-from tuning.cli import OneLineErrorParser
+from tuning.optimization import stored_study
+from tuning.runtime.command_line import STUDY_STORAGE_HELP, OneLineErrorParser
 from tuning.settings import resolve_study_storage
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineErrorParser(prog="python -m tuning.dashboard", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--study-storage", help="Optuna study database (default: $OPTUNA_STORAGE, else sqlite:///optuna.db)")
+    parser.add_argument("--study-storage", help=STUDY_STORAGE_HELP)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
     options = parser.parse_args(argv)

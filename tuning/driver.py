@@ -24,25 +24,26 @@ from fmnist.data import (
     stratified_split,
     stratified_subset,
 )
-from tuning import cluster, objective, outcome, tracking
-from tuning import study as stored_study
-from tuning.champion import evaluate_and_register_on_cluster, start_champion_evaluator
-from tuning.error_text import first_line
-from tuning.mlflow_callback import MLflowTrialsCallback
-from tuning.progress import CompactProgressReporter
+from tuning.champion.evaluator import evaluate_and_register_on_cluster, start_champion_evaluator
+from tuning.optimization import objective, outcome, stored_study
+from tuning.optimization.space import SearchSpace, SearchSpaceError, load_space
+from tuning.optimization.study_searcher import StoredStudySearcher
+from tuning.optimization.trainable import train_cnn
+from tuning.runtime import cluster
+from tuning.runtime.error_text import first_line
 from tuning.saved_search import SavedSearch, SavedSearchError, check_storage_writable
 from tuning.settings import SearchSettings, SettingsError
-from tuning.space import SearchSpace, SearchSpaceError, load_space
-from tuning.study_searcher import StoredStudySearcher
-from tuning.summary import print_summary
-from tuning.tensorboard_callback import TensorBoardConfusionMatrixCallback
-from tuning.trainable import train_cnn
+from tuning.tracking import parent_run
+from tuning.tracking.console import CompactProgressReporter
+from tuning.tracking.mlflow_callback import MLflowTrialsCallback
+from tuning.tracking.summary import print_summary
+from tuning.tracking.tensorboard_callback import TensorBoardConfusionMatrixCallback
 
 CHECKPOINTS_KEPT = 2
 
 
 INPUT_ERRORS = (
-    SettingsError, SearchSpaceError, DatasetError, cluster.ClusterError, tracking.TrackingError, SavedSearchError, stored_study.StudyError,
+    SettingsError, SearchSpaceError, DatasetError, cluster.ClusterError, parent_run.TrackingError, SavedSearchError, stored_study.StudyError,
 )
 
 
@@ -83,15 +84,15 @@ def prepare(settings: SearchSettings, saved: SavedSearch | None) -> PreparedSear
         stored_study.check_new(storage, settings.study_storage, settings.name, settings.warm_start)
         if storage is not None:
             warm_start = stored_study.warm_start_trials(storage, settings.warm_start, space.optuna_distributions(), space.fixed)
-    tracking.check_server(settings.tracking_uri)
+    parent_run.check_server(settings.tracking_uri)
     cluster.connect(settings.address)
     nodes = cluster.live_nodes()
     trial_cpus = settings.trial_cpus(cluster.smallest_node_cpus(nodes),
                                      cluster.cpus_per_gpu_trial(nodes, settings.gpus_per_trial))
     cluster.check_trial_fits_a_node(nodes, trial_cpus, settings.gpus_per_trial)
-    experiment_id = tracking.ensure_experiment(settings.tracking_uri, settings.experiment_name)
+    experiment_id = parent_run.ensure_experiment(settings.tracking_uri, settings.experiment_name)
     if saved:
-        tracking.check_run_exists(settings.tracking_uri, saved.parent_run_id)
+        parent_run.check_run_exists(settings.tracking_uri, saved.parent_run_id)
     concurrent_trials = settings.concurrent_trials(cluster.total(nodes, "CPU"), trial_cpus, cluster.total(nodes, "GPU"))
     return PreparedSearch(settings, space, dataset, experiment_id, saved, warm_start, trial_cpus, concurrent_trials)
 
@@ -114,15 +115,15 @@ def run(search: PreparedSearch) -> int:
         parent_run_id = search.saved.parent_run_id
         tuner = tune.Tuner.restore(settings.experiment_path, trainable, resume_errored=True)
     else:
-        inputs = tracking.dataset_inputs(train, validation, dataset.digest, resolve_data_dir(settings.data_dir))
-        parent_run_id = tracking.start_parent_run(
+        inputs = parent_run.dataset_inputs(train, validation, dataset.digest, resolve_data_dir(settings.data_dir))
+        parent_run_id = parent_run.start_parent_run(
             search.experiment_id, settings.name, search.mlflow_params(), search.space.source, inputs
         )
         SavedSearch(settings, parent_run_id, dataset.digest).save()
         stored_study.create(stored_study.open_storage(settings.study_storage), settings.name,
                             objective.optuna_direction(settings.metric), search.space.first_trials(), search.warm_start)
         if settings.warm_start:
-            tracking.log_warm_start(parent_run_id, len(search.warm_start.trials), search.warm_start.skipped)
+            parent_run.log_warm_start(parent_run_id, len(search.warm_start.trials), search.warm_start.skipped)
             print(f"warm start: {len(search.warm_start.trials)} trials from {', '.join(settings.warm_start)}, "
                   f"{search.warm_start.skipped} skipped (outside this search's space)")
         tuner = _new_tuner(settings, search.space, trainable, search.experiment_id, parent_run_id, inputs, deadline,
@@ -148,18 +149,18 @@ def run(search: PreparedSearch) -> int:
             parent_run_id, settings.model_name,
         )
     except (RayActorError, RayTaskError) as error:
-        print(f"error: the champion's evaluation failed ({_first_line(error)}); the trials are kept: evaluate it with "
+        print(f"error: the champion's evaluation failed ({_evaluation_failure(error)}); the trials are kept: evaluate it with "
               f"python -m tuning.search --resume --name {settings.name} --storage-path {settings.storage_path}",
               file=sys.stderr)
         return 1
     members = [leader.trial_id for leader in leaders[:champion.members]]
-    tracking.finish_parent_run(parent_run_id, leaders[0].trial_id, leaders[0].config, members,
+    parent_run.finish_parent_run(parent_run_id, leaders[0].trial_id, leaders[0].config, members,
                                {f"champion_{settings.metric}": champion.validation_score})
     print_summary(results, settings, champion, members, parent_run_id)
     return 0
 
 
-def _first_line(error: RayActorError | RayTaskError) -> str:
+def _evaluation_failure(error: RayActorError | RayTaskError) -> str:
     """The first line of what went wrong: the exception the evaluator raised, or why its actor was lost."""
     cause = error.cause if isinstance(error, RayTaskError) else error
     return f"{type(cause).__name__}: {first_line(cause)}"
@@ -182,7 +183,7 @@ def _new_tuner(
         startup_trials=settings.startup_trials, deadline=deadline,
     )
     scheduler = ASHAScheduler(
-        time_attr="training_iteration", max_t=settings.max_epochs,
+        time_attr=objective.STEP_KEY, max_t=settings.max_epochs,
         grace_period=settings.grace_period, reduction_factor=settings.reduction_factor,
     )
     callbacks: list[tune.Callback] = [

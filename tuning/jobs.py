@@ -22,8 +22,8 @@ from datetime import datetime
 from ray.exceptions import AuthenticationError
 from ray.job_submission import JobDetails, JobStatus, JobSubmissionClient
 
-from tuning.cli import OneLineErrorParser
-from tuning.error_text import first_line
+from tuning.runtime.command_line import OneLineErrorParser
+from tuning.runtime.error_text import first_line
 
 SEARCH_ENTRYPOINT = "python -m tuning.search"
 FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED)

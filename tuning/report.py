@@ -24,9 +24,10 @@ import pandas as pd
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-from tuning import study as stored_study
-from tuning import tracking
+from tuning.optimization import stored_study
+from tuning.runtime.command_line import STUDY_STORAGE_HELP, TRACKING_URI_HELP, OneLineErrorParser
 from tuning.settings import DEFAULT_EXPERIMENT, resolve_study_storage, resolve_tracking_uri
+from tuning.tracking import parent_run
 
 PLOTS: dict[str, Callable[[optuna.Study], Any]] = {
     "optimization_history.png": optuna.visualization.matplotlib.plot_optimization_history,
@@ -38,10 +39,10 @@ NEEDS_TWO_FINISHED = {"param_importances.png", "parallel_coordinate.png"}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tuning.report", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
-    parser.add_argument("--study-storage", help="Optuna study database (default: $OPTUNA_STORAGE, else sqlite:///optuna.db)")
+    parser = OneLineErrorParser(prog="python -m tuning.report", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--tracking-uri", help=TRACKING_URI_HELP)
+    parser.add_argument("--study-storage", help=STUDY_STORAGE_HELP)
     parser.add_argument("--experiment-name", default=DEFAULT_EXPERIMENT, help="MLflow experiment")
     parser.add_argument("--run-id", help="parent run of the search (default: the latest search)")
     parser.add_argument("--top", type=int, default=10, help="rows in the comparison table")
@@ -49,10 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     options = parser.parse_args(argv)
     storage_url = resolve_study_storage(options.study_storage)
     try:
-        experiment_id = tracking.ensure_experiment(resolve_tracking_uri(options.tracking_uri), options.experiment_name)
+        experiment_id = parent_run.ensure_experiment(resolve_tracking_uri(options.tracking_uri), options.experiment_name)
         parent = find_parent_run(experiment_id, options.run_id)
         storage = stored_study.check_exists(stored_study.existing_storage(storage_url), storage_url, parent.info.run_name)
-    except (tracking.TrackingError, LookupError, stored_study.StudyError) as error:
+    except (parent_run.TrackingError, LookupError, stored_study.StudyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     study = optuna.load_study(study_name=parent.info.run_name, storage=storage)
@@ -71,7 +72,7 @@ def find_parent_run(experiment_id: str, run_id: str | None) -> Run:
     if run_id:
         return client.get_run(run_id)
     searches = client.search_runs(
-        [experiment_id], filter_string=f"tags.`{tracking.SEARCH_RUN_TAG}` = 'true'", order_by=["attributes.start_time DESC"], max_results=1
+        [experiment_id], filter_string=f"tags.`{parent_run.SEARCH_RUN_TAG}` = 'true'", order_by=["attributes.start_time DESC"], max_results=1
     )
     if not searches:
         raise LookupError(f"experiment {experiment_id} holds no search runs; run python -m tuning.search first")

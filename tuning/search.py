@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import sys
 
-from tuning import cli, cluster, library_output, saved_search
+from tuning import cli, saved_search
+from tuning.runtime import cluster, library_output
 from tuning.settings import SettingsError
 
 

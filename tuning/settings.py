@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tuning import objective
-
-DEFAULT_SPACE_FILE = Path(__file__).with_name("search_space.yaml")
+from tuning.optimization import objective
+from tuning.optimization.space import DEFAULT_SPACE_FILE
 
 DEFAULT_EXPERIMENT = "fmnist-tune"
 SQLITE_PREFIX = "sqlite:///"

@@ -25,6 +25,7 @@ def two_trained_models(dataset) -> list[keras.Model]:
     return models
 
 
+@pytest.mark.slow
 def test_the_average_answers_the_mean_of_its_members_and_saves_as_plain_keras(
     two_trained_models: list[keras.Model], dataset, tmp_path: Path
 ) -> None:
@@ -38,6 +39,7 @@ def test_the_average_answers_the_mean_of_its_members_and_saves_as_plain_keras(
     np.testing.assert_allclose(reloaded.predict(images, verbose=0), (answers[0] + answers[1]) / 2, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_one_model_is_its_own_average_and_none_is_refused(two_trained_models: list[keras.Model]) -> None:
     assert average(two_trained_models[:1]) is two_trained_models[0]
     with pytest.raises(ValueError, match="at least one model"):

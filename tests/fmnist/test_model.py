@@ -112,6 +112,7 @@ def test_cosine_rate_decays_from_the_base_rate_to_zero_over_the_planned_epochs()
     assert cosine_rate(2e-3, 0, epochs=1) == pytest.approx(1e-3)
 
 
+@pytest.mark.slow
 def test_cosine_schedule_sets_each_epochs_rate_when_training_an_epoch_at_a_time(dataset) -> None:
     """As a trial trains: one `fit` per epoch with `initial_epoch`, the plan shrunk from 6 epochs to 3 after the first."""
     train = stratified_subset(dataset.train, 200)

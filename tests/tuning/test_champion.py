@@ -11,7 +11,9 @@ import ray
 from ray.cluster_utils import Cluster
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from tuning.champion import LOWEST_PRIORITY, members_to_average, start_champion_evaluator
+from tuning.champion.evaluator import LOWEST_PRIORITY, members_to_average, start_champion_evaluator
+
+pytestmark = pytest.mark.slow  # starts Ray
 
 
 def test_the_evaluator_takes_no_cpu_slot_and_warms_up_at_the_lowest_priority(tmp_path: Path) -> None:

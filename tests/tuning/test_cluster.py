@@ -8,8 +8,9 @@ import pytest
 import ray
 
 from tests.tuning.conftest import free_port
-from tuning.cluster import (
+from tuning.runtime.cluster import (
     LATEST_LOCAL_RAY_FILE,
+    ClusterError,
     check_trial_fits_a_node,
     connect,
     cpus_per_gpu_trial,
@@ -17,7 +18,6 @@ from tuning.cluster import (
     smallest_node_cpus,
     total,
 )
-from tuning.settings import SettingsError
 
 HEAD_WITHOUT_CPUS = {"memory": 2.0e9, "node:__internal_head__": 1.0}
 WORKERS = [{"CPU": 4.0, "memory": 8.0e9}, {"CPU": 2.0, "memory": 4.0e9}]
@@ -39,11 +39,12 @@ def test_gpu_trials_share_the_cpus_of_the_gpu_node_with_the_least_per_trial() ->
 
 def test_a_trial_larger_than_every_node_is_refused_naming_the_flag() -> None:
     check_trial_fits_a_node([HEAD_WITHOUT_CPUS, *WORKERS], cpus_per_trial=4, gpus_per_trial=0)
-    with pytest.raises(SettingsError, match=r"^--cpus-per-trial 5: no Ray node has that many CPUs "
+    with pytest.raises(ClusterError, match=r"^--cpus-per-trial 5: no Ray node has that many CPUs "
                                             r"\(the largest has 4; 3 nodes, 6 in all\)$"):
         check_trial_fits_a_node([HEAD_WITHOUT_CPUS, *WORKERS], cpus_per_trial=5, gpus_per_trial=0)
 
 
+@pytest.mark.slow
 def test_a_local_ray_that_died_without_ray_stop_does_not_hold_the_search(monkeypatch, capsys) -> None:
     """`ray start --head` killed leaves its address behind; `ray.init()` would retry it for many minutes."""
     with tempfile.TemporaryDirectory(prefix="r", dir="/tmp") as temp:  # short: Ray's socket paths must fit 107 bytes

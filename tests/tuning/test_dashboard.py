@@ -10,8 +10,11 @@ import urllib.request
 from pathlib import Path
 
 import optuna
+import pytest
 
 from tests.tuning.conftest import free_port, run_module, search_environment
+
+pytestmark = pytest.mark.slow  # starts optuna-dashboard's server
 
 
 def test_the_dashboard_serves_the_stored_studies(tmp_path: Path) -> None:

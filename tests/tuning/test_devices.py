@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import tensorflow as tf
 
-from tuning.devices import CPU_DEVICE, grow_gpu_memory
+from tuning.optimization.devices import CPU_DEVICE, grow_gpu_memory
 
 
 def test_no_gpu_listed_means_the_cpu() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tuning.epoch_plan import replan
+from tuning.optimization.epoch_plan import replan
 
 
 def test_without_a_budget_the_plan_stays() -> None:

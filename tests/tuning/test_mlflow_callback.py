@@ -13,10 +13,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 from ray.tune.experiment import Trial
 
-from tuning.mlflow_callback import MLflowTrialsCallback, numeric_metrics
-from tuning.mlflow_outbox import TrialWrite
-from tuning.objective import CONFUSION_MATRIX_KEY
-from tuning.tracking import PARENT_RUN_TAG
+from tuning.optimization.objective import CONFUSION_MATRIX_KEY
+from tuning.tracking.mlflow_callback import MLflowTrialsCallback, numeric_metrics
+from tuning.tracking.mlflow_outbox import TrialWrite
+from tuning.tracking.parent_run import PARENT_RUN_TAG
 
 
 def _result(epoch: int, accuracy: float) -> dict:

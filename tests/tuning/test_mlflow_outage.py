@@ -17,9 +17,9 @@ from mlflow.tracking import MlflowClient
 from ray.tune.experiment import Trial
 
 from tests.tuning.conftest import free_port
-from tuning.mlflow_callback import MLflowTrialsCallback
-from tuning.objective import CONFUSION_MATRIX_KEY
-from tuning.tracking import PARENT_RUN_TAG
+from tuning.optimization.objective import CONFUSION_MATRIX_KEY
+from tuning.tracking.mlflow_callback import MLflowTrialsCallback
+from tuning.tracking.parent_run import PARENT_RUN_TAG
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,9 @@ import pytest
 import ray
 from ray import tune
 
-from tuning.outcome import leaders, was_interrupted
+from tuning.optimization.outcome import leaders, was_interrupted
+
+pytestmark = pytest.mark.slow  # runs Tune on a local Ray
 
 # The validation accuracy each trial reports at epochs 1, 2, 3: "peaked" is best at epoch 2 but ends
 # below "steady"; ranking by the best epoch must put "peaked" first, with its epoch-2 checkpoint.

@@ -6,10 +6,9 @@ import random
 
 from ray.tune.experiment import Trial
 
-from tuning.objective import PLANNED_EPOCHS_KEY
-from tuning.progress import CompactProgressReporter
-from tuning.settings import DEFAULT_SPACE_FILE
-from tuning.space import load_space
+from tuning.optimization.objective import PLANNED_EPOCHS_KEY
+from tuning.optimization.space import DEFAULT_SPACE_FILE, load_space
+from tuning.tracking.console import CompactProgressReporter
 
 
 def _trials(count: int) -> list[Trial]:

@@ -27,9 +27,11 @@ from tests.tuning.conftest import (
     running_mlflow_server,
     search_environment,
 )
-from tuning.cluster import local_head
+from tuning.optimization.stored_study import TUNE_TRIAL_ID_ATTR, WARM_START_SOURCE_ATTR
+from tuning.runtime.cluster import local_head
 from tuning.settings import SearchSettings, flag
-from tuning.study import TUNE_TRIAL_ID_ATTR, WARM_START_SOURCE_ATTR
+
+pytestmark = pytest.mark.slow  # runs `python -m tuning.search`, which starts Ray
 
 
 def test_help_documents_every_flag(tmp_path: Path) -> None:

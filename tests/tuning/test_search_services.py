@@ -23,9 +23,8 @@ from ray import tune
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tests.tuning.conftest import MlflowServer, free_port, run_module, wait_for_http
-from tuning.settings import DEFAULT_SPACE_FILE
-from tuning.space import load_space
-from tuning.study import TUNE_TRIAL_ID_ATTR
+from tuning.optimization.space import DEFAULT_SPACE_FILE, load_space
+from tuning.optimization.stored_study import TUNE_TRIAL_ID_ATTR
 
 pytestmark = pytest.mark.slow
 TRIALS, EPOCHS = 3, 2
@@ -160,8 +159,8 @@ def test_an_average_of_trials_registers_and_loads_back_as_their_mean(finished_se
     """The registry path of an averaged champion, whatever this small search picked: two trials' last checkpoints
     averaged, registered under a name of its own, loaded through MLflow's pyfunc."""
     from fmnist.ensemble import average
-    from tuning import registry
-    from tuning.trainable import load_checkpoint_model
+    from tuning.champion import registry
+    from tuning.optimization.trainable import load_checkpoint_model
 
     mlflow.set_tracking_uri(finished_search.server.uri)
     trial_dirs = sorted(finished_search.experiment_dir.glob("train_cnn_*"))[:2]
@@ -234,7 +233,7 @@ def test_tensorboard_holds_scalars_hparams_and_images(finished_search: FinishedS
 
 def test_champion_moves_only_to_a_better_model(finished_search: FinishedSearch, dataset) -> None:
     """Under a model name of its own, so the search's champion stays as the other tests expect."""
-    from tuning import registry
+    from tuning.champion import registry
 
     mlflow.set_tracking_uri(finished_search.server.uri)
     client = MlflowClient(finished_search.server.uri)
@@ -252,7 +251,7 @@ def test_champion_moves_only_to_a_better_model(finished_search: FinishedSearch, 
 
 def test_two_searches_finishing_at_once_leave_the_champion_on_the_better_model(finished_search: FinishedSearch, dataset) -> None:
     """The race of check-then-set: both registrations run at once, in threads, several times over."""
-    from tuning import registry
+    from tuning.champion import registry
 
     mlflow.set_tracking_uri(finished_search.server.uri)
     client = MlflowClient(finished_search.server.uri)

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from tuning.settings import DEFAULT_SPACE_FILE
-from tuning.space import SearchSpaceError, load_space, write_with_points
+from tuning.optimization.space import DEFAULT_SPACE_FILE, SearchSpaceError, load_space, write_with_points
 
 
 def test_default_space_covers_the_model_and_contains_the_baseline() -> None:

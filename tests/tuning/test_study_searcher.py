@@ -17,8 +17,10 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import Searcher
 
 from tests.tuning.conftest import private_postgres
-from tuning import study as stored_study
-from tuning.study_searcher import StoredStudySearcher
+from tuning.optimization import stored_study
+from tuning.optimization.study_searcher import StoredStudySearcher
+
+pytestmark = pytest.mark.slow  # runs Tune on a local Ray
 
 EPOCHS = 4
 SPACE = {"quality": FloatDistribution(0.1, 1.0), "width": CategoricalDistribution([16, 32])}

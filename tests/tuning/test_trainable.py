@@ -10,8 +10,8 @@ import ray
 from ray import tune
 
 from fmnist.data import stratified_split, stratified_subset
-from tuning.objective import PLANNED_EPOCHS_KEY
-from tuning.trainable import train_cnn
+from tuning.optimization.objective import PLANNED_EPOCHS_KEY
+from tuning.optimization.trainable import train_cnn
 
 MAX_EPOCHS = 500
 """Far more than fit before the deadline: the plan must come from the deadline, not from max_epochs."""

@@ -3,7 +3,7 @@
 Each run gets the trial's config as params, the dataset's lineage, every numeric result per epoch (one
 `log_batch` request per result) and the validation confusion matrix as `confusion_matrix/epoch_NNN.png`
 (drawn by the outbox's thread), and a `device` tag naming what the trial trains on.
-The writes go through an ordered outbox (`tuning/mlflow_outbox.py`) sent by a background thread, so an
+The writes go through an ordered outbox (`tuning/tracking/mlflow_outbox.py`) sent by a background thread, so an
 unreachable MLflow never stalls training. Runs and unsent writes are kept in the callback's state,
 which Tune saves with the experiment: a trial that restarts, or a search resumed with `Tuner.restore`,
 goes on logging into the run it started.
@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 from mlflow.entities import DatasetInput, Metric
 from ray.tune.logger import LoggerCallback
 
-from tuning.confusion_images import epoch_confusion_image
-from tuning.mlflow_outbox import DEVICE_TAG, STEP_METRIC, MlflowOutbox, TrialWrite
-from tuning.objective import DEVICE_KEY
+from tuning.optimization.objective import DEVICE_KEY
+from tuning.tracking.confusion_images import epoch_confusion_image
+from tuning.tracking.mlflow_outbox import DEVICE_TAG, STEP_METRIC, MlflowOutbox, TrialWrite
 
 if TYPE_CHECKING:
     from ray.tune.experiment import Trial

@@ -28,9 +28,8 @@ from ray.tune.result import TIME_THIS_ITER_S, TRAINING_ITERATION
 from ray.tune.search import Searcher
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from tuning import epoch_plan
-from tuning import study as stored_study
-from tuning.error_text import first_line
+from tuning.optimization import epoch_plan, stored_study
+from tuning.runtime.error_text import first_line
 
 Result = TypeVar("Result")
 RETRY_AFTER_S = (1.0, 2.0, 3.0, 5.0, 5.0, 10.0, 10.0, 10.0, 15.0, 15.0, 15.0, 15.0)

@@ -17,9 +17,9 @@ from ray import tune
 from fmnist.config import ModelConfig
 from fmnist.data import Split
 from fmnist.evaluation import evaluate
-from tuning.devices import use_assigned_devices
-from tuning.epoch_plan import replan
-from tuning.objective import CONFUSION_MATRIX_KEY, DEVICE_KEY, EPOCH_KEY, PLANNED_EPOCHS_KEY
+from tuning.optimization.devices import use_assigned_devices
+from tuning.optimization.epoch_plan import replan
+from tuning.optimization.objective import CONFUSION_MATRIX_KEY, DEVICE_KEY, EPOCH_KEY, PLANNED_EPOCHS_KEY
 
 if TYPE_CHECKING:
     import keras
@@ -34,7 +34,7 @@ def train_cnn(
     """Train for the planned epochs (or until the scheduler stops the trial), reporting after every epoch.
 
     The plan is `max_epochs`, shortened after each epoch to what still fits before `deadline` (the wall-clock
-    `time.time()` at which the search's time budget ends; see `tuning.epoch_plan`); a cosine learning-rate
+    `time.time()` at which the search's time budget ends; see `tuning.optimization.epoch_plan`); a cosine learning-rate
     schedule decays over the plan, and the trial ends with it. Each result holds the plan as `planned_epochs`.
 
     Each result also says where the epoch's time went: `time_fit_s`, `time_validation_s` and

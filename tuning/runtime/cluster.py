@@ -15,9 +15,8 @@ from pathlib import Path
 
 import ray
 
-from tuning.error_text import first_line
-from tuning.library_output import QUIET_LIBRARIES
-from tuning.settings import SettingsError
+from tuning.runtime.error_text import first_line
+from tuning.runtime.library_output import QUIET_LIBRARIES
 
 NodeResources = dict[str, float]
 """One node's resources as Ray reports them: {"CPU": 2.0, "memory": ..., ...}."""
@@ -154,9 +153,9 @@ def cpus_per_gpu_trial(nodes: list[NodeResources], gpus_per_trial: float) -> flo
 
 
 def check_trial_fits_a_node(nodes: list[NodeResources], cpus_per_trial: float, gpus_per_trial: float) -> None:
-    """SettingsError when none of these nodes can hold one trial (Tune would wait for it forever)."""
+    """ClusterError, naming the flag, when none of these nodes can hold one trial (Tune would wait for it forever)."""
     for flag_name, resource, wanted in (("--cpus-per-trial", "CPU", cpus_per_trial), ("--gpus-per-trial", "GPU", gpus_per_trial)):
         largest = max((node.get(resource, 0.0) for node in nodes), default=0.0)
         if wanted > largest:
-            raise SettingsError(f"{flag_name} {wanted:g}: no Ray node has that many {resource}s "
+            raise ClusterError(f"{flag_name} {wanted:g}: no Ray node has that many {resource}s "
                                 f"(the largest has {largest:g}; {len(nodes)} nodes, {total(nodes, resource):g} in all)")

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ray.tune.logger import LoggerCallback
 from tensorboardX import SummaryWriter
 
-from tuning.confusion_images import ConfusionImage, epoch_confusion_image
+from tuning.tracking.confusion_images import ConfusionImage, epoch_confusion_image
 
 if TYPE_CHECKING:
     from ray.tune.experiment import Trial

@@ -32,7 +32,9 @@ import yaml
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
 from fmnist.config import AUTO, SETTINGS_WITH_AUTO, ModelConfig
-from tuning.settings import DEFAULT_SPACE_FILE
+
+DEFAULT_SPACE_FILE = Path(__file__).parents[1] / "search_space.yaml"
+"""The search space a search uses without --config."""
 
 DISTRIBUTIONS = {
     "uniform": ("low", "high"),

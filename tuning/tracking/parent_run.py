@@ -21,7 +21,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
 from fmnist.data import Split
-from tuning.error_text import first_line
+from tuning.runtime.error_text import first_line
 
 DIGEST_LENGTH = 32  # MLflow stores dataset digests in 36 characters
 SPACE_ARTIFACT_DIR = "search"

@@ -7,7 +7,7 @@ import os
 
 QUIET_LIBRARIES = {"TF_CPP_MIN_LOG_LEVEL": "2", "GIT_PYTHON_REFRESH": "quiet", "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
 """Keeps TensorFlow's start-up chatter, MLflow's "Failed to import Git" and its "View run at" links out of the
-driver's and the trials' logs (the trials get them through Ray's runtime environment, `tuning.cluster.connect`)."""
+driver's and the trials' logs (the trials get them through Ray's runtime environment, `tuning.runtime.cluster.connect`)."""
 CLASSIC_TUNE_OUTPUT = {
     "RAY_AIR_NEW_OUTPUT": "0", "TUNE_WARN_THRESHOLD_S": "2", "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
 }

@@ -13,9 +13,11 @@ Mode = Literal["min", "max"]
 SELECTABLE_METRICS: tuple[str, ...] = ("val_accuracy", "val_f1", "val_precision", "val_recall", "val_loss")
 CONFUSION_MATRIX_KEY = "val_confusion_matrix"
 """The result key of the validation confusion matrix, as JSON (a list of 10 rows of 10 counts)."""
+STEP_KEY = "training_iteration"
+"""Tune's count of a trial's results, one an epoch: the step of every per-epoch record and ASHA's time axis."""
 EPOCH_KEY = "epoch"
 DEVICE_KEY = "device"
-"""The result key of what the trial trains on: `cpu`, or `gpu:` and the GPUs' names (`tuning.devices`)."""
+"""The result key of what the trial trains on: `cpu`, or `gpu:` and the GPUs' names (`tuning.optimization.devices`)."""
 PLANNED_EPOCHS_KEY = "planned_epochs"
 """The result key of the epochs a trial plans: `--max-epochs`, or fewer when the time budget ends sooner."""
 

@@ -22,8 +22,8 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from tuning.error_text import first_line
-from tuning.space import contains
+from tuning.optimization.space import contains
+from tuning.runtime.error_text import first_line
 
 TUNE_TRIAL_ID_ATTR = "tune_trial_id"
 """User attribute of an Optuna trial: the Ray Tune trial it is (its folder and MLflow run carry the same id)."""

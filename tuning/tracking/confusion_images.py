@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fmnist.metrics import confusion_matrix_image
-from tuning.objective import CONFUSION_MATRIX_KEY, EPOCH_KEY
+from tuning.optimization.objective import CONFUSION_MATRIX_KEY, EPOCH_KEY
 
 _drawing = threading.Lock()
 

@@ -15,8 +15,8 @@ from mlflow.tracking import MlflowClient
 
 from fmnist.data import Split
 from fmnist.metrics import ClassificationMetrics, confusion_matrix_image
-from tuning.error_text import first_line
-from tuning.served_model import KERAS_MODEL_ARTIFACT, PixelClassifier
+from tuning.champion.served_model import KERAS_MODEL_ARTIFACT, PixelClassifier
+from tuning.runtime.error_text import first_line
 
 if TYPE_CHECKING:
     import keras

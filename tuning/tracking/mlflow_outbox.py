@@ -23,13 +23,14 @@ from typing import Any, Literal
 from mlflow.entities import DatasetInput, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-from tuning.error_text import first_line
-from tuning.tracking import PARENT_RUN_TAG
+from tuning.optimization.objective import STEP_KEY
+from tuning.runtime.error_text import first_line
+from tuning.tracking.parent_run import PARENT_RUN_TAG
 
 TRIAL_ID_TAG = "trial_id"
 DEVICE_TAG = "device"
 """What the trial trains on: `cpu`, or `gpu:` and the GPUs' names."""
-STEP_METRIC = "training_iteration"
+STEP_METRIC = STEP_KEY
 """Logged with every result at its own step: the last step of its history is the last epoch a run holds."""
 RETRY_AFTER_S = (1.0, 2.0, 5.0, 10.0)
 

@@ -16,7 +16,7 @@ from typing import Any
 from ray.tune import ProgressReporter
 from ray.tune.experiment import Trial
 
-from tuning.objective import PLANNED_EPOCHS_KEY
+from tuning.optimization.objective import PLANNED_EPOCHS_KEY, STEP_KEY
 
 WIDTH = 120
 ROWS = 12
@@ -91,7 +91,7 @@ class CompactProgressReporter(ProgressReporter):
 
     def _row(self, number: int, trial: Trial, varying: list[str]) -> str:
         result = trial.last_result or {}
-        epoch = result.get("training_iteration")
+        epoch = result.get(STEP_KEY)
         epochs = f"{epoch}/{result.get(PLANNED_EPOCHS_KEY, self._max_epochs)}" if epoch is not None else None
         now, best = result.get(self._metric), self._trial_best(trial)
         settings = " ".join(f"{name}={_short(trial.config.get(name))}" for name in varying)

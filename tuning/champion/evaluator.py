@@ -28,8 +28,9 @@ from fmnist.data import Split
 from fmnist.ensemble import average, running_means
 from fmnist.evaluation import evaluate, predict, score
 from fmnist.metrics import ClassificationMetrics
-from tuning import objective, registry
-from tuning.trainable import load_checkpoint_model
+from tuning.champion import registry
+from tuning.optimization import objective
+from tuning.optimization.trainable import load_checkpoint_model
 
 LOWEST_PRIORITY = 19
 """The largest nice value: the thread gets a CPU only when nothing else wants it."""

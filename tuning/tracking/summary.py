@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ray import tune
 
-from tuning.champion import Champion
+from tuning.champion.evaluator import Champion
 from tuning.settings import SearchSettings
 
 TOP_TRIALS = 5

@@ -9,7 +9,7 @@ from typing import Any
 from ray import tune
 from ray.tune.experiment import Trial
 
-from tuning.objective import Mode
+from tuning.optimization.objective import Mode
 
 FINISHED_STATUSES = (Trial.TERMINATED, Trial.ERROR)
 

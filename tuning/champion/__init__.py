@@ -1,0 +1,1 @@
+"""The search's winner: chosen on validation, scored once on test, registered, served."""
