@@ -111,7 +111,7 @@ def finished_search_curve(
         launched = parents[0].info.start_time / 1000
     epochs = [
         (result["timestamp"] - launched, result["val_accuracy"], result["trial_id"])
-        for path in experiment_dir.glob("train_cnn_*/result.json")
+        for path in experiment_dir.glob("trial-*/result.json")
         for result in map(json.loads, path.read_text().splitlines())
     ]
     return Curve(launched, sorted(epochs), parents[0].data.metrics.get("test_accuracy") if parents else None, steal)

@@ -65,7 +65,7 @@ def one_search(code: Path, space: Path) -> SearchTimes:
         subprocess.run([sys.executable, "-m", "tuning.search", *SEARCH, "--config", str(space)], cwd=folder, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(code)})
         wall = time.perf_counter() - started
-        (result_file,) = Path(folder, "results", "fixed").glob("train_cnn_*/result.json")
+        (result_file,) = Path(folder, "results", "fixed").glob("trial-*/result.json")
         result = json.loads(result_file.read_text().splitlines()[0])
         training = result["time_fit_s"] + result["time_validation_s"] + result["time_checkpoint_s"]
         return SearchTimes(wall, result["time_this_iter_s"], training)

@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--targets", type=lambda text: [float(value) for value in text.split(",")], default=[0.92, 0.93])
     options = parser.parse_args()
     experiment_dir = options.storage_path / options.name
-    if not any(experiment_dir.glob("train_cnn_*/result.json")):
+    if not any(experiment_dir.glob("trial-*/result.json")):
         parser.error(f"{experiment_dir}: no trial results there")
     options.max_epochs = SavedSearch.load(str(experiment_dir.resolve())).settings.max_epochs
     curve = finished_search_curve(experiment_dir, options.tracking_uri, options.name)

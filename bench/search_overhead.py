@@ -110,7 +110,7 @@ def search(workdir: Path, name: str, arguments: list[str]) -> tuple[float, list[
     wall = time.perf_counter() - started
     if process.returncode != 0:
         raise SystemExit(f"search {name} failed: {stderr[-2000:]}")
-    results = [json.loads(line) for path in (workdir / "results" / name).glob("train_cnn_*/result.json")
+    results = [json.loads(line) for path in (workdir / "results" / name).glob("trial-*/result.json")
                for line in path.read_text().splitlines() if line.strip()]
     return wall, results, memory
 

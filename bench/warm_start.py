@@ -37,7 +37,7 @@ def run_search(workdir: Path, name: str, seed: int, options: argparse.Namespace,
 
 def epoch_results(workdir: Path, name: str) -> list[dict]:
     """Every epoch of every trial the search itself ran (Tune's result.json files)."""
-    return [json.loads(line) for path in (workdir / "results" / name).glob("train_cnn_*/result.json")
+    return [json.loads(line) for path in (workdir / "results" / name).glob("trial-*/result.json")
             for line in path.read_text().splitlines() if line.strip()]
 
 

@@ -20,10 +20,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.conftest import REPOSITORY
+from tests.conftest import REPOSITORY, SHARED_DATA
 
 MANIFESTS = REPOSITORY / "deploy" / "kubernetes"
-KUBERAY_CRDS = REPOSITORY.parent / "shared" / "k8s" / "kuberay-v1.7.0"
+KUBERAY_CRDS = SHARED_DATA.parents[1] / "k8s" / "kuberay-v1.7.0"  # beside the shared data: shared/k8s
 KUBERNETES_VERSION = "1.31.0"
 SECRET_WORDS = re.compile(r"PASSWORD|TOKEN|SECRET")
 COMPOSE_TO_KUBERNETES = {  # compose service -> (kind, object name) of the workload that runs it

@@ -17,7 +17,15 @@ from typing import Any, TypeVar
 
 from tuning.optimization import objective
 from tuning.runtime.command_line import STUDY_STORAGE_HELP, TRACKING_URI_HELP, OneLineErrorParser
-from tuning.settings import UNTIL_BUDGET, WHOLE_NODE_BUDGET_S, SearchSettings, flag, resolve_study_storage, resolve_tracking_uri
+from tuning.settings import (
+    DEFAULT_TIME_BUDGET_S,
+    UNTIL_BUDGET,
+    WHOLE_NODE_BUDGET_S,
+    SearchSettings,
+    flag,
+    resolve_study_storage,
+    resolve_tracking_uri,
+)
 
 SMOKE_TEST = {"num_samples": 2, "max_epochs": 1, "train_size": 2_000}
 DEFAULTS = {field.name: field.default for field in dataclasses.fields(SearchSettings)}
@@ -38,6 +46,8 @@ class Command:
         values = dict(self.given)
         values["tracking_uri"] = resolve_tracking_uri(values.get("tracking_uri"))
         values["study_storage"] = resolve_study_storage(values.get("study_storage"))
+        if "time_budget_s" not in values and "num_samples" not in values:
+            values["time_budget_s"] = DEFAULT_TIME_BUDGET_S
         if "time_budget_s" in values:
             values.setdefault("num_samples", UNTIL_BUDGET)
         if "max_epochs" in values:

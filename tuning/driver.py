@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from mlflow.exceptions import MlflowException
 from ray import tune
 from ray.exceptions import RayActorError, RayTaskError
 from ray.tune.experiment import Trial
@@ -32,11 +33,11 @@ from tuning.optimization.trainable import train_cnn
 from tuning.runtime import cluster
 from tuning.runtime.error_text import first_line
 from tuning.saved_search import SavedSearch, SavedSearchError, check_storage_writable
-from tuning.settings import SearchSettings, SettingsError
+from tuning.settings import UNTIL_BUDGET, SearchSettings, SettingsError
 from tuning.tracking import parent_run
-from tuning.tracking.console import CompactProgressReporter
+from tuning.tracking.console import CompactProgressReporter, trial_number
 from tuning.tracking.mlflow_callback import MLflowTrialsCallback
-from tuning.tracking.summary import print_summary
+from tuning.tracking.summary import summary_lines
 from tuning.tracking.tensorboard_callback import TensorBoardConfusionMatrixCallback
 
 CHECKPOINTS_KEPT = 2
@@ -114,6 +115,7 @@ def run(search: PreparedSearch) -> int:
         assert search.saved is not None, "a search without a space is a resumed one"
         parent_run_id = search.saved.parent_run_id
         tuner = tune.Tuner.restore(settings.experiment_path, trainable, resume_errored=True)
+        parent_run.set_parent_run_status(parent_run_id, "RUNNING")
     else:
         inputs = parent_run.dataset_inputs(train, validation, dataset.digest, resolve_data_dir(settings.data_dir))
         parent_run_id = parent_run.start_parent_run(
@@ -126,6 +128,7 @@ def run(search: PreparedSearch) -> int:
             parent_run.log_warm_start(parent_run_id, len(search.warm_start.trials), search.warm_start.skipped)
             print(f"warm start: {len(search.warm_start.trials)} trials from {', '.join(settings.warm_start)}, "
                   f"{search.warm_start.skipped} skipped (outside this search's space)")
+        print(settings.plan_line(time.time()), flush=True)
         tuner = _new_tuner(settings, search.space, trainable, search.experiment_id, parent_run_id, inputs, deadline,
                            search.concurrent_trials)
     evaluator = start_champion_evaluator(settings.tracking_uri)
@@ -134,7 +137,11 @@ def run(search: PreparedSearch) -> int:
     statuses = outcome.saved_trial_statuses(results.experiment_path)
     if outcome.was_interrupted(statuses, settings.num_samples, settings.time_budget_s, time.monotonic() - started):
         print(f"search interrupted; continue it with: python -m tuning.search --resume --name {settings.name} "
-              f"--storage-path {settings.storage_path}", file=sys.stderr)
+              f"--storage-path {settings.storage_path}", file=sys.stderr, flush=True)
+        try:
+            parent_run.set_parent_run_status(parent_run_id, "KILLED")
+        except MlflowException as error:
+            print(f"the search's MLflow run stays RUNNING ({first_line(error)})", file=sys.stderr)
         return 130
     if results.num_terminated == 0:
         print(f"error: all {len(results)} trials failed; the first: {results.errors[0]!s:.300}", file=sys.stderr)
@@ -156,7 +163,9 @@ def run(search: PreparedSearch) -> int:
     members = [leader.trial_id for leader in leaders[:champion.members]]
     parent_run.finish_parent_run(parent_run_id, leaders[0].trial_id, leaders[0].config, members,
                                {f"champion_{settings.metric}": champion.validation_score})
-    print_summary(results, settings, champion, members, parent_run_id)
+    champion_trials = [trial_number(leader.config) for leader in leaders[:champion.members]]
+    print("\n" + "\n".join(summary_lines(results, settings.metric, settings.mode, champion, champion_trials, parent_run_id,
+                                          settings.tracking_uri)))
     return 0
 
 
@@ -196,7 +205,7 @@ def _new_tuner(
         tune_config=tune.TuneConfig(
             metric=settings.metric, mode=settings.mode, search_alg=searcher, scheduler=scheduler,
             num_samples=settings.num_samples, max_concurrent_trials=concurrent_trials,
-            time_budget_s=settings.time_budget_s, trial_dirname_creator=trial_directory_name,
+            time_budget_s=settings.time_budget_s, trial_name_creator=trial_name, trial_dirname_creator=trial_name,
         ),
         run_config=tune.RunConfig(
             name=settings.name,
@@ -207,12 +216,16 @@ def _new_tuner(
                 checkpoint_score_order=settings.mode,
             ),
             failure_config=tune.FailureConfig(max_failures=settings.max_failures),
-            progress_reporter=CompactProgressReporter(settings.metric, settings.mode, settings.max_epochs),
+            progress_reporter=CompactProgressReporter(
+                settings.metric, settings.mode, settings.max_epochs, time_budget_s=settings.time_budget_s,
+                num_samples=None if settings.num_samples == UNTIL_BUDGET else settings.num_samples,
+            ),
             verbose=1,
         ),
     )
 
 
-def trial_directory_name(trial: Trial) -> str:
-    """Short trial folders (`train_cnn_<id>`): TensorBoard lists these as its runs."""
-    return f"{trial.trainable_name}_{trial.trial_id}"
+def trial_name(trial: Trial) -> str:
+    """The trial's name and folder, `trial-<its number in the study>`: Tune's console and TensorBoard's run, MLflow's run
+    name (the callback names runs after trials) and optuna-dashboard's number agree."""
+    return objective.trial_name(trial.config, trial.trial_id)

@@ -19,11 +19,14 @@ import sys
 import time
 from datetime import datetime
 
+from mlflow.exceptions import MlflowException
 from ray.exceptions import AuthenticationError
 from ray.job_submission import JobDetails, JobStatus, JobSubmissionClient
 
 from tuning.runtime.command_line import OneLineErrorParser
 from tuning.runtime.error_text import first_line
+from tuning.settings import DEFAULT_EXPERIMENT, resolve_tracking_uri
+from tuning.tracking import parent_run
 
 SEARCH_ENTRYPOINT = "python -m tuning.search"
 FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED)
@@ -62,6 +65,20 @@ def latest_search(jobs: JobSubmissionClient) -> JobDetails:
     return max(searches, key=lambda job: job.start_time or 0)
 
 
+def end_search_run(entrypoint: str) -> str:
+    """Mark the stopped search's MLflow parent run KILLED (its driver may be killed before it can), as the search's
+    own flags (or the cluster's `MLFLOW_TRACKING_URI`) name it; what was done, in one line."""
+    flags = shlex.split(entrypoint)
+    given = {flag: flags[index + 1] for index, flag in enumerate(flags[:-1]) if flag.startswith("--")}
+    name = given.get("--name", "")
+    try:
+        killed = parent_run.kill_running_search_run(resolve_tracking_uri(given.get("--tracking-uri")),
+                                                    given.get("--experiment-name", DEFAULT_EXPERIMENT), name)
+    except MlflowException as error:
+        return f"{name}: its MLflow run stays RUNNING ({first_line(error)}); --resume continues it"
+    return f"{name}: MLflow run {'KILLED' if killed else 'already ended'}; continue it with --resume --name {name}"
+
+
 def follow(jobs: JobSubmissionClient, job_id: str, poll_s: float = 2.0) -> JobStatus:
     """Print the job's log as it grows, until the job ends; returns its final status. Polls the job API
     (no websocket, no event loop: works the same in a terminal and in a notebook)."""
@@ -98,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         if options.action == "stop":
             stopped = jobs.stop_job(job_id)
             print(f"{job_id}: {'stopping' if stopped else 'already ended'} ({jobs.get_job_status(job_id).value})")
+            if stopped:
+                print(end_search_run(jobs.get_job_info(job_id).entrypoint))
             return 0
         if options.action == "status":
             print(f"{job_id}: {jobs.get_job_status(job_id).value}")

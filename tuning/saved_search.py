@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,7 +69,8 @@ def settings_to_search(command: Command) -> tuple[SearchSettings, SavedSearch | 
 
 
 def check_storage_writable(storage_path: str) -> None:
-    """SettingsError naming --storage-path when a local storage path cannot be created or written (checked without writing)."""
+    """SettingsError naming --storage-path when a local storage path cannot be created or written; the check leaves
+    nothing behind (a folder it makes in the nearest existing one is removed at once)."""
     if "://" in storage_path:
         return
     existing = Path(storage_path).absolute()
@@ -76,8 +78,10 @@ def check_storage_writable(storage_path: str) -> None:
         existing = existing.parent
     if not existing.is_dir():
         raise SettingsError(f"--storage-path {storage_path}: {existing} is a file, not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise SettingsError(f"--storage-path {storage_path}: {existing} is not writable")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".fmnist-tune-check-", dir=existing))
+    except OSError as error:
+        raise SettingsError(f"--storage-path {storage_path}: cannot create a folder in {existing} ({error.strerror})") from None
 
 
 def _as_uri(path: str) -> str:

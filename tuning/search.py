@@ -19,6 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     """Parse the flags, check every input, then search; a bad input ends with one line and exit code 2."""
     command = cli.parse(argv)
     library_output.quiet_environment()
+    library_output.hide_library_lines()
     try:
         return _search(command)
     finally:

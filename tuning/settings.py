@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,8 @@ STUDY_STORAGE_ENV = "OPTUNA_STORAGE"
 
 UNTIL_BUDGET = -1
 """`num_samples` of a search that starts trials until its time budget ends (Tune's -1)."""
+DEFAULT_TIME_BUDGET_S = 1200.0
+"""The budget of a search given neither --time-budget-s nor --num-samples: a first run that ends when it says."""
 WHOLE_NODE_BUDGET_S = 2700.0
 """Below this time budget, `--cpus-per-trial auto` gives each trial a whole node: too short a search for many
 trials, so the first (a measured good point) should train as many epochs as it can. At 30 minutes a core a trial
@@ -119,6 +122,15 @@ class SearchSettings:
             trials = min(trials, cluster_gpus // self.gpus_per_trial)
         return max(1, int(trials))
 
+    def plan_line(self, now: float) -> str:
+        """What the search will do and when it ends, for its first line (`now` is `time.time()` at its start)."""
+        if self.time_budget_s is None:
+            epochs = f"{self.max_epochs} epoch" + ("s" if self.max_epochs != 1 else "")
+            return f"searching {self.num_samples} trials of up to {epochs}, with no time budget; --time-budget-s to set one"
+        ends = datetime.fromtimestamp(now + self.time_budget_s).strftime("%H:%M")
+        trials = "trials" if self.num_samples == UNTIL_BUDGET else f"up to {self.num_samples} trials"
+        return f"searching {trials} until {ends} ({_minutes(self.time_budget_s)}); --time-budget-s to change"
+
     def validate(self) -> None:
         """Raise SettingsError naming the first flag whose value cannot run."""
         if self.num_samples != UNTIL_BUDGET:
@@ -211,6 +223,10 @@ def absolute_sqlite(url: str) -> str:
 def flag(name: str) -> str:
     """The command-line flag of a setting: `train_size` -> `--train-size`."""
     return "--" + name.replace("_", "-")
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
 def _at_least(name: str, value: float, lowest: float) -> None:

@@ -44,7 +44,7 @@ def submit(name: str, search_args: list[str] = SMALL_SEARCH) -> str:
 def tune_epochs(name: str) -> dict[str, list[int]]:
     """Each trial's reported epochs, from Tune's result files on the results volume (read on the head)."""
     code = (f"import glob, json; print(json.dumps({{p.split('/')[-2]: [json.loads(l)['training_iteration'] for l in open(p) "
-            f"if l.strip()] for p in glob.glob('/results/{name}/train_cnn_*/result.json')}}))")
+            f"if l.strip()] for p in glob.glob('/results/{name}/trial-*/result.json')}}))")
     finished = compose("exec", "-T", "ray-head", "python", "-c", code)
     assert finished.returncode == 0, finished.stderr
     return json.loads(finished.stdout.strip().splitlines()[-1])

@@ -69,13 +69,26 @@ def test_the_search_job_is_listed_and_its_console_fits_a_terminal(search_output:
         assert noise not in search_output, noise
 
 
-def test_a_search_job_stops_on_request(search_output: str) -> None:
+def test_a_search_job_stops_on_request_and_its_run_ends_killed(search_output: str) -> None:
     submitted = compose("exec", "-T", "ray-head", "python", "-m", "tuning.jobs", "submit", "--", "--storage-path",
                         "/results", "--smoke-test")
     assert submitted.returncode == 0, submitted.stderr
     job_id = submitted.stdout.split()[1].rstrip(";")
+    api, login = url("MLFLOW_PORT", "5000", "/api/2.0/mlflow"), mlflow_login()
+    experiment_id = http_json(f"{api}/experiments/get-by-name?experiment_name=fmnist-tune", headers=login)["experiment"]["experiment_id"]
+
+    def search_run() -> list[dict]:
+        return http_json(f"{api}/runs/search", {"experiment_ids": [experiment_id],
+                                                "filter": f"attributes.run_name = '{job_id}'"}, login)["runs"]
+
+    deadline = time.monotonic() + 300
+    while not search_run():  # stopped once its MLflow run exists, as a user stops a search that has started
+        assert time.monotonic() < deadline, "the search never created its MLflow run"
+        time.sleep(2)
     stopped = compose("exec", "-T", "ray-head", "python", "-m", "tuning.jobs", "stop", job_id)
     assert stopped.returncode == 0 and stopped.stdout.startswith(job_id), stopped
+    assert f"{job_id}: MLflow run KILLED" in stopped.stdout, stopped.stdout
+    assert search_run()[0]["info"]["status"] == "KILLED"
     deadline = time.monotonic() + 120
     while "STOPPED" not in (status := compose("exec", "-T", "ray-head", "python", "-m", "tuning.jobs", "status", job_id)).stdout:
         assert time.monotonic() < deadline, status.stdout
@@ -96,7 +109,7 @@ def test_optuna_dashboard_shows_the_stored_study(search_output: str) -> None:
 def test_trials_ran_on_several_ray_nodes(search_output: str) -> None:
     code = (
         "import glob, json; print(json.dumps(sorted({json.loads(line)['node_ip'] "
-        f"for path in glob.glob('/results/{SEARCH_NAME}/train_cnn_*/result.json') for line in open(path)}})))"
+        f"for path in glob.glob('/results/{SEARCH_NAME}/trial-*/result.json') for line in open(path)}})))"
     )
     finished = compose("exec", "-T", "ray-head", "python", "-c", code)
     nodes = json.loads(finished.stdout.strip().splitlines()[-1])
@@ -123,7 +136,7 @@ def test_mlflow_rest_api_holds_the_runs_and_a_champion(search_output: str) -> No
 
 def test_tensorboard_lists_every_trial(search_output: str) -> None:
     runs = http_json(url("TENSORBOARD_PORT", "6006", "/data/runs"))
-    trial_runs = [run for run in runs if run.startswith(f"{SEARCH_NAME}/train_cnn_")]
+    trial_runs = [run for run in runs if run.startswith(f"{SEARCH_NAME}/trial-")]
     assert len(trial_runs) == TRIALS, runs
 
 
@@ -143,6 +156,9 @@ def test_notebook_runs_a_search_and_compares_runs(search_output: str) -> None:
         if "plot_" in cell["source"]:
             images = [output for output in cell["outputs"] if "image/png" in output.get("data", {})]
             assert images, f"no image from: {cell['source']}"
+    printed = "".join(output.get("text", "") for cell in cells for output in cell["outputs"])
+    for port, default in (("MLFLOW_PORT", "5000"), ("TENSORBOARD_PORT", "6006"), ("OPTUNA_DASHBOARD_PORT", "8080")):
+        assert url(port, default, "") in printed, f"the notebook shows no address with {port} from .env"
 
 
 def test_model_server_classifies_real_test_images(search_output: str, dataset) -> None:

@@ -46,20 +46,31 @@ def test_help_documents_every_flag(tmp_path: Path) -> None:
 def test_embedded_defaults_need_no_services(tmp_path: Path, shared_data_dir: Path) -> None:
     finished = run_module("tuning.search", ["--smoke-test", "--data-dir", str(shared_data_dir)], cwd=tmp_path)
     assert finished.returncode == 0, finished.stderr[-3000:]
-    assert (tmp_path / "mlflow.db").exists() and list((tmp_path / "results").glob("fmnist-search-*/train_cnn_*"))
+    assert (tmp_path / "mlflow.db").exists() and list((tmp_path / "results").glob("fmnist-search-*/trial-*"))
     assert (tmp_path / "optuna.db").exists(), "the study is not stored beside mlflow.db"
     with sqlite3.connect(tmp_path / "mlflow.db") as database:
         aliases = database.execute("SELECT name, alias FROM registered_model_aliases").fetchall()
         runs = database.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+        trial_runs = sorted(name for (name,) in database.execute("SELECT name FROM runs WHERE name LIKE 'trial-%'"))
     assert aliases == [("fmnist-cnn", "champion")] and runs == 3
     assert "Test set: accuracy" in finished.stdout
+    lines = finished.stdout.splitlines()
+    assert lines[0] == "searching 2 trials of up to 1 epoch, with no time budget; --time-budget-s to set one", lines[:3]
+    assert max(len(line) for line in lines) <= 120, max(lines, key=len)
+    assert not [line for line in finished.stderr.splitlines() if line.strip()], finished.stderr[-2000:]
+    (experiment_dir,) = (tmp_path / "results").glob("fmnist-search-*")
+    study = optuna.load_study(study_name=experiment_dir.name, storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    names = sorted(f"trial-{trial.number}" for trial in study.trials)
+    assert names == trial_runs == sorted(path.name for path in experiment_dir.glob("trial-*")), "one name everywhere"
+    summary = lines[lines.index(next(line for line in lines if line.startswith("Top "))) + 2:][:2]
+    assert sorted(f"trial-{row.split()[0]}" for row in summary) == names, summary
 
 
 def _first_checkpoint(experiment_dir: Path, search: subprocess.Popen, timeout: float = 300) -> None:
     """Wait until a trial has checkpointed and the driver has recorded that result."""
     deadline = time.monotonic() + timeout
-    while not any(path.stat().st_size for path in experiment_dir.glob("train_cnn_*/result.json")) or not list(
-        experiment_dir.glob("train_cnn_*/checkpoint_000000")
+    while not any(path.stat().st_size for path in experiment_dir.glob("trial-*/result.json")) or not list(
+        experiment_dir.glob("trial-*/checkpoint_000000")
     ):
         assert search.poll() is None, "the search ended before it could be interrupted"
         assert time.monotonic() < deadline, "no checkpoint appeared"
@@ -83,6 +94,10 @@ def test_resume_continues_an_interrupted_search(mlflow_server: MlflowServer, sha
     _, stderr = search.communicate(timeout=300)
     assert search.returncode == 130, stderr[-3000:]
     assert "--resume --name interrupted" in stderr
+    (interrupted,) = MlflowClient(mlflow_server.uri).search_runs(
+        [MlflowClient(mlflow_server.uri).get_experiment_by_name("resume-test").experiment_id],
+        filter_string="attributes.run_name = 'interrupted'")
+    assert interrupted.info.status == "KILLED", "an interrupted search's run must not stay RUNNING"
 
     conflicting = run_module("tuning.search", ["--resume", "--name", "interrupted", "--train-size", "5000"], cwd=tmp_path)
     assert conflicting.returncode == 2
@@ -101,9 +116,10 @@ def test_resume_continues_an_interrupted_search(mlflow_server: MlflowServer, sha
     experiment = client.get_experiment_by_name("resume-test")
     (parent,) = client.search_runs([experiment.experiment_id], filter_string="attributes.run_name = 'interrupted'")
     trial_runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
-    trial_dirs = list(experiment_dir.glob("train_cnn_*"))
+    trial_dirs = list(experiment_dir.glob("trial-*"))
     assert len(trial_runs) == len(trial_dirs) == 3
     assert len({run.data.tags["trial_id"] for run in trial_runs}) == 3
+    assert sorted(run.info.run_name for run in trial_runs) == sorted(path.name for path in trial_dirs)
     for run in trial_runs:
         epochs = int(run.data.metrics["training_iteration"])
         steps = [point.step for point in client.get_metric_history(run.info.run_id, "val_accuracy")]
@@ -240,10 +256,15 @@ def test_an_mlflow_answering_a_server_error_is_named_at_once_and_nothing_is_writ
         assert [experiment.name for experiment in MlflowClient(uri).search_experiments()] == ["Default"]
 
 
-def test_a_storage_path_that_cannot_be_written_is_named(tmp_path: Path, shared_data_dir: Path) -> None:
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--storage-path", "a-file/results"], "--storage-path a-file/results: {tmp}/a-file is a file, not a folder"),
+    (["--storage-path", "/proc/nope"], "--storage-path /proc/nope: cannot create a folder in /proc (No such file or directory)"),
+    (["--config", "."], "--config .: is a folder, not a search-space file"),
+], ids=["a file in the way", "a folder that cannot be made", "a folder as the space"])
+def test_an_unusable_path_is_named(tmp_path: Path, shared_data_dir: Path, flags: list[str], message: str) -> None:
     (tmp_path / "a-file").write_text("not a folder")
-    finished = run_module("tuning.search", ["--storage-path", "a-file/results", "--data-dir", str(shared_data_dir)], cwd=tmp_path)
-    _assert_refused_before_anything(finished, tmp_path, f"--storage-path a-file/results: {tmp_path / 'a-file'} is a file, not a folder")
+    finished = run_module("tuning.search", [*flags, "--data-dir", str(shared_data_dir)], cwd=tmp_path)
+    _assert_refused_before_anything(finished, tmp_path, message.format(tmp=tmp_path))
 
 
 def test_malformed_data_is_named(tmp_path: Path) -> None:
@@ -293,7 +314,7 @@ def test_trial_killed_mid_run_continues_from_its_checkpoint(shared_data_dir: Pat
     )
     experiment_dir = tmp_path / "results" / "killed"
     _first_checkpoint(experiment_dir, search)
-    (result_file,) = experiment_dir.glob("train_cnn_*/result.json")
+    (result_file,) = experiment_dir.glob("trial-*/result.json")
     trial_pid = json.loads(result_file.read_text().splitlines()[0])["pid"]
     os.kill(trial_pid, signal.SIGKILL)
     _, stderr = search.communicate(timeout=600)

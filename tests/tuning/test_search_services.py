@@ -163,7 +163,7 @@ def test_an_average_of_trials_registers_and_loads_back_as_their_mean(finished_se
     from tuning.optimization.trainable import load_checkpoint_model
 
     mlflow.set_tracking_uri(finished_search.server.uri)
-    trial_dirs = sorted(finished_search.experiment_dir.glob("train_cnn_*"))[:2]
+    trial_dirs = sorted(finished_search.experiment_dir.glob("trial-*"))[:2]
     members = [load_checkpoint_model(tune.Checkpoint(str(max(trial_dir.glob("checkpoint_*")))))
                for trial_dir in trial_dirs]
     registration = registry.register(finished_search.parent_run_id, average(members), dataset.test, 0.5, "fmnist-cnn-average-test")
@@ -217,7 +217,7 @@ def test_postgres_holds_runs_metrics_and_registry(finished_search: FinishedSearc
 
 
 def test_tensorboard_holds_scalars_hparams_and_images(finished_search: FinishedSearch) -> None:
-    trial_dirs = sorted(finished_search.experiment_dir.glob("train_cnn_*"))
+    trial_dirs = sorted(finished_search.experiment_dir.glob("trial-*"))
     assert len(trial_dirs) == TRIALS
     for trial_dir in trial_dirs:
         events = EventAccumulator(str(trial_dir), size_guidance={"images": 0, "scalars": 0})

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from tuning import cli
 from tuning.saved_search import STATE_FILE, SavedSearch, SavedSearchError
-from tuning.settings import WHOLE_NODE_BUDGET_S, SearchSettings, SettingsError
+from tuning.settings import DEFAULT_TIME_BUDGET_S, UNTIL_BUDGET, WHOLE_NODE_BUDGET_S, SearchSettings, SettingsError
 
 
 def new_settings(*argv: str) -> SearchSettings:
@@ -100,7 +101,8 @@ def test_auto_concurrency_packs_one_trial_per_reserved_cpus() -> None:
 
 
 def test_auto_cpus_give_each_trial_one_cpu_or_for_a_short_budget_a_whole_node() -> None:
-    assert new_settings().trial_cpus(smallest_node_cpus=4) == 1
+    assert new_settings("--num-samples", "10").trial_cpus(smallest_node_cpus=4) == 1
+    assert new_settings().trial_cpus(smallest_node_cpus=4) == 4, "the default 20-minute budget: a whole node a trial"
     assert new_settings("--time-budget-s", str(WHOLE_NODE_BUDGET_S)).trial_cpus(smallest_node_cpus=4) == 1
     assert new_settings("--time-budget-s", "1200").trial_cpus(smallest_node_cpus=4) == 4
     assert new_settings("--time-budget-s", "1800").trial_cpus(smallest_node_cpus=4) == 4
@@ -147,8 +149,22 @@ def test_resume_of_a_missing_or_broken_record_names_the_file(tmp_path: Path) -> 
 
 def test_mlflow_params_say_what_is_searched_not_where() -> None:
     params = new_settings("--name", "p", "--address", "ray-head:6379").mlflow_params()
-    assert params["search.num_samples"] == "10" and params["search.name"] == "p"
+    assert params["search.num_samples"] == "-1" and params["search.name"] == "p"
     assert not {"search.address", "search.tracking_uri", "search.storage_path"} & set(params)
+
+
+def test_no_flags_search_for_a_bounded_time_and_say_when_they_end() -> None:
+    default = new_settings()
+    assert (default.time_budget_s, default.num_samples) == (DEFAULT_TIME_BUDGET_S, UNTIL_BUDGET)
+    started = datetime(2026, 12, 3, 14, 12, 30).timestamp()
+    assert default.plan_line(started) == "searching trials until 14:32 (20 min); --time-budget-s to change"
+    counted = new_settings("--num-samples", "10")
+    assert counted.time_budget_s is None and counted.num_samples == 10, "--num-samples alone keeps its meaning"
+    assert counted.plan_line(started) == ("searching 10 trials of up to 27 epochs, with no time budget; "
+                                          "--time-budget-s to set one")
+    both = new_settings("--num-samples", "4", "--time-budget-s", "90")
+    assert both.plan_line(started) == "searching up to 4 trials until 14:14 (2 min); --time-budget-s to change"
+    assert new_settings("--smoke-test").time_budget_s is None
 
 
 def test_a_time_budget_alone_runs_trials_until_it_ends() -> None:

@@ -6,13 +6,15 @@ summary, the report and the callbacks read them.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 Mode = Literal["min", "max"]
 
 SELECTABLE_METRICS: tuple[str, ...] = ("val_accuracy", "val_f1", "val_precision", "val_recall", "val_loss")
 CONFUSION_MATRIX_KEY = "val_confusion_matrix"
 """The result key of the validation confusion matrix, as JSON (a list of 10 rows of 10 counts)."""
+TRIAL_NUMBER_KEY = "trial_number"
+"""The config key of a trial's number in the search's Optuna study: the trial's one name everywhere (`trial_name`)."""
 STEP_KEY = "training_iteration"
 """Tune's count of a trial's results, one an epoch: the step of every per-epoch record and ASHA's time axis."""
 EPOCH_KEY = "epoch"
@@ -20,6 +22,12 @@ DEVICE_KEY = "device"
 """The result key of what the trial trains on: `cpu`, or `gpu:` and the GPUs' names (`tuning.optimization.devices`)."""
 PLANNED_EPOCHS_KEY = "planned_epochs"
 """The result key of the epochs a trial plans: `--max-epochs`, or fewer when the time budget ends sooner."""
+
+
+def trial_name(config: dict[str, Any], fallback: str) -> str:
+    """`trial-<number>`: a trial's name in the console, the summary, its MLflow run and its TensorBoard folder, as
+    optuna-dashboard numbers it; `trial-<fallback>` for a config without a number."""
+    return f"trial-{config.get(TRIAL_NUMBER_KEY, fallback)}"
 
 
 def mode(metric: str) -> Mode:

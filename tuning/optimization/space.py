@@ -82,6 +82,10 @@ def load_space(path: str | Path = DEFAULT_SPACE_FILE) -> SearchSpace:
         document = yaml.safe_load(source.read_text())
     except FileNotFoundError:
         raise SearchSpaceError(f"{source}: file not found") from None
+    except IsADirectoryError:
+        raise SearchSpaceError(f"--config {source}: is a folder, not a search-space file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise SearchSpaceError(f"{source}: cannot be read ({getattr(error, 'strerror', None) or error})") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark else ""

@@ -29,6 +29,7 @@ from ray.tune.search import Searcher
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from tuning.optimization import epoch_plan, stored_study
+from tuning.optimization.objective import TRIAL_NUMBER_KEY
 from tuning.runtime.error_text import first_line
 
 Result = TypeVar("Result")
@@ -71,7 +72,7 @@ class StoredStudySearcher(Searcher):
         trial = retrying(lambda: self.study.ask(self._distributions))
         self._trial_numbers[trial_id] = trial.number
         retrying(lambda: trial.set_user_attr(stored_study.TUNE_TRIAL_ID_ATTR, trial_id))
-        return dict(trial.params)
+        return {**trial.params, TRIAL_NUMBER_KEY: trial.number}
 
     def no_time_for_an_epoch(self) -> bool:
         """True when the deadline is nearer than the fastest epoch any trial has reported."""

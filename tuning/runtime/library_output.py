@@ -8,6 +8,9 @@ import os
 QUIET_LIBRARIES = {"TF_CPP_MIN_LOG_LEVEL": "2", "GIT_PYTHON_REFRESH": "quiet", "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
 """Keeps TensorFlow's start-up chatter, MLflow's "Failed to import Git" and its "View run at" links out of the
 driver's and the trials' logs (the trials get them through Ray's runtime environment, `tuning.runtime.cluster.connect`)."""
+NO_TELEMETRY = {"RAY_USAGE_STATS_ENABLED": "0", "MLFLOW_DISABLE_TELEMETRY": "true"}
+"""Ray's usage statistics and MLflow's telemetry, on by default in those libraries: a search sends nothing out unless
+its user sets these to 1 / false (the platform's image sets the same)."""
 CLASSIC_TUNE_OUTPUT = {
     "RAY_AIR_NEW_OUTPUT": "0", "TUNE_WARN_THRESHOLD_S": "2", "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
 }
@@ -17,14 +20,39 @@ come once an epoch per trial, tens of seconds apart, and each draws a confusion 
 "snapshotting has been triggered multiple times" warning fires whenever small-slice epochs take seconds:
 that snapshot, forced after `num_to_keep` checkpoints, is what keeps `--resume` consistent, so it stays."""
 
+HIDDEN_LINES = {
+    "ray._private.authentication.authentication_token_setup": "Token authentication is enabled for this Ray cluster",
+    "ray.tune.tune": "Resume experiment with:",
+}
+"""Library lines a search's user should not act on, by the logger that writes them: Ray's note that a local Ray has
+token auth (as the platform wants), and Tune's `Tuner.restore` hint on Ctrl+C (the search prints its own `--resume`)."""
 QUIET_LOGGERS = ("mlflow", "optuna", "alembic", "ray")
 """Libraries whose INFO lines (database set-up, registrations, study creation) the summary already covers."""
 
 
 def quiet_environment() -> None:
-    """Set the libraries' output switches, unless the user set them; before the libraries are imported."""
-    for name, value in {**QUIET_LIBRARIES, **CLASSIC_TUNE_OUTPUT}.items():
+    """Set the libraries' output and telemetry switches, unless the user set them; before the libraries are imported."""
+    for name, value in {**QUIET_LIBRARIES, **NO_TELEMETRY, **CLASSIC_TUNE_OUTPUT}.items():
         os.environ.setdefault(name, value)
+
+
+class DropLinesContaining(logging.Filter):
+    """A logger filter that drops the records whose message contains `text`."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.text not in record.getMessage()
+
+
+def hide_library_lines() -> None:
+    """Drop HIDDEN_LINES; before Ray starts (the loggers exist before their modules load, so the filters wait there)."""
+    for logger_name, text in HIDDEN_LINES.items():
+        logger = logging.getLogger(logger_name)
+        if not any(isinstance(present, DropLinesContaining) and present.text == text for present in logger.filters):
+            logger.addFilter(DropLinesContaining(text))
 
 
 def quiet_loggers() -> None:

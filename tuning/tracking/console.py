@@ -1,13 +1,15 @@
 """The search's console: a compact table of what a user follows, within 120 columns.
 
-One row per trial (the running ones first, then the best finished ones): its number, status, epoch,
-the selection metric now and at its best epoch, and its time; then the settings that differ between
-the trials shown, as `name=value` pairs cut to the width. Tune's own table has a column per searched
+A header with the time spent and left (the budget's end, or without a budget an upper estimate from the epochs
+seen), then one row per trial (the running ones first, then the best finished ones): its number in the study,
+status, epoch, the selection metric now and at its best epoch, and its time; then the settings that differ
+between the trials shown, as `name=value` pairs cut to the width. Tune's own table has a column per searched
 setting (over 300 characters for the default space).
 """
 
 from __future__ import annotations
 
+import numbers
 import shutil
 import sys
 import time
@@ -16,7 +18,7 @@ from typing import Any
 from ray.tune import ProgressReporter
 from ray.tune.experiment import Trial
 
-from tuning.optimization.objective import PLANNED_EPOCHS_KEY, STEP_KEY
+from tuning.optimization.objective import PLANNED_EPOCHS_KEY, STEP_KEY, TRIAL_NUMBER_KEY
 
 WIDTH = 120
 ROWS = 12
@@ -27,8 +29,10 @@ ACTIVE = (Trial.RUNNING, Trial.PENDING, Trial.PAUSED)
 class CompactProgressReporter(ProgressReporter):
     """Prints the table every `REPORT_EVERY_S` seconds, when a trial starts or ends, and once at the end."""
 
-    def __init__(self, metric: str, mode: str, max_epochs: int, width: int | None = None) -> None:
+    def __init__(self, metric: str, mode: str, max_epochs: int, width: int | None = None, *,
+                 time_budget_s: float | None = None, num_samples: int | None = None) -> None:
         self._metric, self._mode, self._max_epochs = metric, mode, max_epochs
+        self._time_budget_s, self._num_samples = time_budget_s, num_samples
         self._width = width or min(WIDTH, shutil.get_terminal_size((WIDTH, 24)).columns)
         self._start = time.monotonic()
         self._last_report = float("-inf")
@@ -54,18 +58,34 @@ class CompactProgressReporter(ProgressReporter):
 
     def lines(self, trials: list[Trial]) -> list[str]:
         """The header, the table and a note of rows left out, each at most the width."""
-        numbers = {trial.trial_id: number for number, trial in enumerate(trials, start=1)}
         shown = self._shown(trials)
-        varying = _varying_settings(shown)
+        varying = varying_settings([trial.config for trial in shown])
         counts = {status: sum(trial.status == status for trial in trials) for status in dict.fromkeys(t.status for t in trials)}
         best = self._best(trials)
-        header = (f"== {_duration(time.monotonic() - self._start)} | {len(trials)} trials: "
+        elapsed = time.monotonic() - self._start
+        header = (f"== {_duration(elapsed)}, {self._time_left(trials, elapsed)} | {len(trials)} trials: "
                   + ", ".join(f"{count} {status.lower()}" for status, count in counts.items())
-                  + (f" | best {self._metric} {best[1]:.4f} (trial {numbers[best[0].trial_id]})" if best else ""))
+                  + (f" | best {self._metric} {best[1]:.4f} (trial {trial_number(best[0].config)})" if best else ""))
         columns = f"{'trial':>5} {'status':<10} {'epoch':>5} {self._metric[:12]:>12} {'best':>7} {'time':>7}  settings"
-        rows = [self._row(numbers[trial.trial_id], trial, varying) for trial in shown]
+        rows = [self._row(trial, varying) for trial in shown]
         left_out = [f"   ... {len(trials) - len(shown)} more trials"] if len(trials) > len(shown) else []
         return [line[: self._width] for line in (header, columns, *rows, *left_out)]
+
+    def _time_left(self, trials: list[Trial], elapsed: float) -> str:
+        """Until the budget's end; without one, at most the epochs still possible at the pace seen, over the trials
+        running at once (ASHA stops most trials sooner)."""
+        if self._time_budget_s is not None:
+            return f"{_duration(max(0.0, self._time_budget_s - elapsed))} left"
+        epoch_seconds = [result["time_total_s"] / result[STEP_KEY] for trial in trials
+                         if (result := trial.last_result or {}).get(STEP_KEY) and "time_total_s" in result]
+        if not epoch_seconds or self._num_samples is None:
+            return "time left unknown yet"
+        active = [trial for trial in trials if trial.status in ACTIVE]
+        epochs_left = sum(int((trial.last_result or {}).get(PLANNED_EPOCHS_KEY, self._max_epochs))
+                          - int((trial.last_result or {}).get(STEP_KEY, 0)) for trial in active)
+        epochs_left += max(0, self._num_samples - len(trials)) * self._max_epochs
+        running = max(1, sum(trial.status == Trial.RUNNING for trial in trials))
+        return f"at most {_duration(epochs_left * sum(epoch_seconds) / len(epoch_seconds) / running)} left"
 
     def _shown(self, trials: list[Trial]) -> list[Trial]:
         active = [trial for trial in trials if trial.status in ACTIVE]
@@ -89,22 +109,32 @@ class CompactProgressReporter(ProgressReporter):
         pick = max if self._mode == "max" else min
         return pick(scored, key=lambda pair: pair[1])
 
-    def _row(self, number: int, trial: Trial, varying: list[str]) -> str:
+    def _row(self, trial: Trial, varying: list[str]) -> str:
         result = trial.last_result or {}
         epoch = result.get(STEP_KEY)
         epochs = f"{epoch}/{result.get(PLANNED_EPOCHS_KEY, self._max_epochs)}" if epoch is not None else None
         now, best = result.get(self._metric), self._trial_best(trial)
-        settings = " ".join(f"{name}={_short(trial.config.get(name))}" for name in varying)
-        return (f"{number:>5} {trial.status.lower():<10} {_or_dash(epochs, '{}'):>5} {_or_dash(now, '{:.4f}'):>12} "
-                f"{_or_dash(best, '{:.4f}'):>7} {_duration(result.get('time_total_s')):>7}  {settings}")
+        return (f"{trial_number(trial.config):>5} {trial.status.lower():<10} {_or_dash(epochs, '{}'):>5} {_or_dash(now, '{:.4f}'):>12} "
+                f"{_or_dash(best, '{:.4f}'):>7} {_duration(result.get('time_total_s')):>7}  {settings_text(trial.config, varying)}")
 
 
-def _varying_settings(trials: list[Trial]) -> list[str]:
-    """The settings whose values differ between `trials`, in the order of the first trial's config."""
-    if len(trials) < 2:
+def trial_number(config: dict[str, Any]) -> str:
+    """The trial's number in the study, as its config carries it (a table's column may hold it as a float)."""
+    number = config.get(TRIAL_NUMBER_KEY)
+    return str(int(number)) if isinstance(number, numbers.Real) and float(number).is_integer() else "?"
+
+
+def varying_settings(configs: list[dict[str, Any]]) -> list[str]:
+    """The settings whose values differ between these trials' configs, in the order of the first (not the number)."""
+    if len(configs) < 2:
         return []
-    first = trials[0].config
-    return [name for name in first if any(trial.config.get(name) != first[name] for trial in trials[1:])]
+    first = configs[0]
+    return [name for name in first if name != TRIAL_NUMBER_KEY and any(config.get(name) != first[name] for config in configs[1:])]
+
+
+def settings_text(config: dict[str, Any], names: list[str]) -> str:
+    """`name=value` pairs of these settings, numbers in 3 significant digits."""
+    return " ".join(f"{name}={_short(config.get(name))}" for name in names)
 
 
 def _short(value: Any) -> str:

@@ -136,6 +136,29 @@ def finish_parent_run(
     client.set_terminated(run_id, "FINISHED")
 
 
+def set_parent_run_status(run_id: str, status: str) -> None:
+    """KILLED for a search interrupted or stopped as a job, RUNNING again when `--resume` continues it."""
+    client = MlflowClient()
+    if status == "RUNNING":
+        client.update_run(run_id, status="RUNNING")
+    else:
+        client.set_terminated(run_id, status)
+
+
+def kill_running_search_run(tracking_uri: str, experiment_name: str, search_name: str) -> bool:
+    """Mark the search `search_name`'s parent run KILLED if it is still RUNNING (its driver was stopped from outside);
+    True when one was."""
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name(experiment_name)
+    if experiment is None:
+        return False
+    runs = client.search_runs([experiment.experiment_id], max_results=1, filter_string=(
+        f"tags.`{SEARCH_RUN_TAG}` = 'true' and attributes.run_name = '{search_name}' and attributes.status = 'RUNNING'"))
+    for run in runs:
+        client.set_terminated(run.info.run_id, "KILLED")
+    return bool(runs)
+
+
 def log_warm_start(run_id: str, trials_added: int, trials_skipped: int) -> None:
     """Record on the parent run how many earlier trials seeded the sampler and how many fell outside the space."""
     MlflowClient().log_batch(run_id, params=[

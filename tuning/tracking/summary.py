@@ -1,42 +1,54 @@
-"""The summary printed at the end of a search."""
+"""The summary printed at the end of a search, within the console's 120 columns.
+
+The leading trials as the live table shows them (their number in the study and the settings that differ between
+them), the champion and its test scores, and where the full record is: `python -m tuning.report`, MLflow, TensorBoard.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from ray import tune
 
 from tuning.champion.evaluator import Champion
-from tuning.settings import SearchSettings
+from tuning.optimization.objective import STEP_KEY, Mode
+from tuning.tracking.console import WIDTH, settings_text, trial_number, varying_settings
 
 TOP_TRIALS = 5
 SHOWN_METRICS = ("val_accuracy", "val_f1", "val_loss")
+CONFIG_PREFIX = "config/"
 
 
-def print_summary(
-    results: tune.ResultGrid, settings: SearchSettings, champion: Champion, champion_trial_ids: list[str],
-    parent_run_id: str,
-) -> None:
-    """Top trials, the champion (the trials it averages, best first) and its test metrics, where the runs, model and
-    logs are."""
-    metric = settings.metric
-    frame = results.get_dataframe(filter_metric=metric, filter_mode=settings.mode)
-    frame = frame.sort_values(metric, ascending=settings.mode == "min").head(TOP_TRIALS)
-    searched = [column for column in frame.columns if column.startswith("config/")]
-    shown = ["trial_id", "training_iteration", *dict.fromkeys((metric, *SHOWN_METRICS)), *searched]
-    table = frame[shown].rename(columns=lambda column: column.removeprefix("config/"))
-    print(f"\nTop {len(table)} of {len(results)} trials by {metric} (best epoch of each):")
-    print(table.to_string(index=False, float_format=lambda value: f"{value:.4g}"))
-    winner = frame.iloc[0]
-    print(f"\nBest trial {winner['trial_id']}: {metric} {winner[metric]:.4f} at epoch {winner['training_iteration']}")
-    if len(champion_trial_ids) > 1:
-        print(f"Champion: the average of trials {', '.join(champion_trial_ids)}, {metric} {champion.validation_score:.4f}")
+def summary_lines(results: tune.ResultGrid, metric: str, mode: Mode, champion: Champion, champion_trials: list[str],
+                  parent_run_id: str, tracking_uri: str) -> list[str]:
+    """Top trials by their best epoch, the champion (the trials it averages, best first) and its test metrics, where the
+    runs, model and logs are; the table's rows cut to `WIDTH` columns."""
+    frame = results.get_dataframe(filter_metric=metric, filter_mode=mode)
+    frame = frame.sort_values(metric, ascending=mode == "min").head(TOP_TRIALS)
+    configs = [_config(row) for _, row in frame.iterrows()]
+    varying = varying_settings(configs)
+    scores = list(dict.fromkeys((metric, *SHOWN_METRICS)))
+    lines = [f"Top {len(frame)} of {len(results)} trials by {metric} (best epoch of each):",
+             f"{'trial':>5} {'epoch':>5} " + " ".join(f"{name[:12]:>12}" for name in scores) + "  settings"]
+    for (_, row), config in zip(frame.iterrows(), configs, strict=True):
+        values = " ".join(f"{row[name]:>12.4f}" if name in row else f"{'-':>12}" for name in scores)
+        lines.append(f"{trial_number(config):>5} {int(row[STEP_KEY]):>5} {values}  {settings_text(config, varying)}"[:WIDTH])
+    lines.append("")
+    if len(champion_trials) > 1:
+        lines.append(f"Champion: the average of trials {', '.join(champion_trials)}, {metric} {champion.validation_score:.4f}")
+    else:
+        lines.append(f"Champion: trial {champion_trials[0]}, {metric} {champion.validation_score:.4f}")
     test_metrics, registration = champion.test_metrics, champion.registration
-    print(
-        f"Test set: accuracy {test_metrics.accuracy:.4f}, precision {test_metrics.precision:.4f}, "
-        f"recall {test_metrics.recall:.4f}, F1 {test_metrics.f1:.4f}"
-    )
+    lines.append(f"Test set: accuracy {test_metrics.accuracy:.4f}, precision {test_metrics.precision:.4f}, "
+                 f"recall {test_metrics.recall:.4f}, F1 {test_metrics.f1:.4f}")
     standing = "now the champion" if registration.promoted else (
-        f"champion unchanged (it has test accuracy {registration.previous_champion_accuracy:.4f})"
-    )
-    print(f"Model: {registration.model_uri}, {standing}")
-    print(f"MLflow: {settings.tracking_uri}, parent run {parent_run_id}")
-    print(f"TensorBoard: tensorboard --logdir {results.experiment_path}")
+        f"champion unchanged (it has test accuracy {registration.previous_champion_accuracy:.4f})")
+    lines.append(f"Model: {registration.model_uri}, {standing}")
+    lines.append("Every trial with every setting: python -m tuning.report, or MLflow's run comparison")
+    lines.append(f"MLflow: {tracking_uri}, parent run {parent_run_id}")
+    lines.append(f"TensorBoard: tensorboard --logdir {results.experiment_path}")
+    return lines
+
+
+def _config(row: Any) -> dict[str, Any]:
+    return {name.removeprefix(CONFIG_PREFIX): value for name, value in row.items() if name.startswith(CONFIG_PREFIX)}
