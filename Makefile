@@ -50,11 +50,11 @@ stop:  ## stop the platform (volumes, hence runs, models and logs, are kept)
 search:  ## submit a search to the cluster as a Ray job (it goes on when the terminal closes)
 	$(COMPOSE) exec -T ray-head python -m tuning.jobs submit -- --storage-path /results $(SEARCH_ARGS)
 
-logs:  ## follow the latest search's log until it ends
-	$(COMPOSE) exec -T ray-head python -m tuning.jobs logs --follow
+logs:  ## follow the latest search's log until it ends (NAME=<search> for another; kept across restarts)
+	$(COMPOSE) exec -T ray-head python -m tuning.jobs logs --follow --storage-path /results $(NAME)
 
-search-stop:  ## stop the latest search (continue it later with SEARCH_ARGS="--resume --name <its name>")
-	$(COMPOSE) exec -T ray-head python -m tuning.jobs stop
+search-stop:  ## stop the latest search, or NAME=<search> (continue it later with SEARCH_ARGS="--resume --name <its name>")
+	$(COMPOSE) exec -T ray-head python -m tuning.jobs stop $(NAME)
 
 report:  ## compare the latest search's trials, save Optuna plots
 	$(COMPOSE) exec -T ray-head python -m tuning.report --output-dir /results/reports

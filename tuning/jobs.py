@@ -18,11 +18,13 @@ import shlex
 import sys
 import time
 from datetime import datetime
+from pathlib import Path
 
 from mlflow.exceptions import MlflowException
 from ray.exceptions import AuthenticationError
 from ray.job_submission import JobDetails, JobStatus, JobSubmissionClient
 
+from tuning.runtime import search_log
 from tuning.runtime.command_line import OneLineErrorParser
 from tuning.runtime.error_text import first_line
 from tuning.settings import DEFAULT_EXPERIMENT, resolve_tracking_uri
@@ -104,8 +106,13 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("job_id", nargs="?", help="the job (default: the latest search)")
         if action == "logs":
             sub.add_argument("--follow", action="store_true", help="keep printing until the search ends")
+            sub.add_argument("--storage-path", default="results",
+                             help="where searches keep their folders: a search Ray no longer knows (after a restart) is "
+                             "read from its search.log there (default: results)")
     options = parser.parse_args(argv)
     try:
+        if options.action == "logs":
+            return print_log(options.job_id, options.storage_path, options.follow)
         jobs = client()
         if options.action == "submit":
             job_id = submit(jobs, [arg for arg in options.search_args if arg != "--"])
@@ -118,16 +125,38 @@ def main(argv: list[str] | None = None) -> int:
             if stopped:
                 print(end_search_run(jobs.get_job_info(job_id).entrypoint))
             return 0
-        if options.action == "status":
-            print(f"{job_id}: {jobs.get_job_status(job_id).value}")
-            return 0
-        if options.follow:
-            return _exit_code(follow(jobs, job_id))
-        print(jobs.get_job_logs(job_id), end="")
+        print(f"{job_id}: {jobs.get_job_status(job_id).value}")
         return 0
     except (JobError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+
+
+def print_log(job_id: str | None, storage_path: str, keep_following: bool) -> int:
+    """The search's log from Ray's job API; for a search Ray no longer knows, the copy in its folder."""
+    try:
+        jobs = client()
+        job_id = job_id or str(latest_search(jobs).submission_id)
+        if keep_following:
+            return _exit_code(follow(jobs, job_id))
+        print(jobs.get_job_logs(job_id), end="")
+        return 0
+    except (JobError, RuntimeError) as error:
+        saved = saved_log(storage_path, job_id)
+        if saved is None:
+            raise JobError(f"{first_line(error)}; no search.log under {storage_path} either") from None
+    print(f"({saved}: Ray no longer knows this search; its log as saved)", file=sys.stderr)
+    print(saved.read_text(errors="replace"), end="")
+    return 0
+
+
+def saved_log(storage_path: str, job_id: str | None) -> Path | None:
+    """The log the search `job_id` (its name) saved, or the latest search's; None when there is none."""
+    if job_id is not None:
+        path = search_log.log_path(storage_path, job_id)
+        return path if path.is_file() else None
+    logs = list(Path(storage_path).glob(f"*/{search_log.LOG_FILE}"))
+    return max(logs, key=lambda path: path.stat().st_mtime, default=None)
 
 
 def _exit_code(status: JobStatus) -> int:

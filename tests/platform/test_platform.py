@@ -301,3 +301,5 @@ def test_a_full_platform_restart_keeps_every_run_model_study_and_log(search_outp
         time.sleep(5)
     for part, kept in before.items():
         assert after[part] == kept, f"{part} changed across the restart"
+    log = compose("exec", "-T", "ray-head", "python", "-m", "tuning.jobs", "logs", "--storage-path", "/results", SEARCH_NAME)
+    assert log.returncode == 0 and "Test set: accuracy" in log.stdout, log.stdout[-2000:] + log.stderr[-2000:]

@@ -64,6 +64,10 @@ def test_embedded_defaults_need_no_services(tmp_path: Path, shared_data_dir: Pat
     assert names == trial_runs == sorted(path.name for path in experiment_dir.glob("trial-*")), "one name everywhere"
     summary = lines[lines.index(next(line for line in lines if line.startswith("Top "))) + 2:][:2]
     assert sorted(f"trial-{row.split()[0]}" for row in summary) == names, summary
+    assert (experiment_dir / "search.log").read_text() == finished.stdout, "the search's log is not what it printed"
+    no_ray = f"http://127.0.0.1:{free_port()}"  # Ray's job history gone, as after a platform restart
+    saved = run_module("tuning.jobs", ["logs", experiment_dir.name], cwd=tmp_path, RAY_API_SERVER_ADDRESS=no_ray)
+    assert saved.returncode == 0 and saved.stdout == finished.stdout, saved.stderr[-2000:]
 
 
 def _first_checkpoint(experiment_dir: Path, search: subprocess.Popen, timeout: float = 300) -> None:
