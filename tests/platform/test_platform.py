@@ -28,6 +28,7 @@ from tests.platform.running_platform import (
     settings,
     url,
 )
+from tuning.champion.load import run_load
 
 pytestmark = pytest.mark.docker
 SEARCH_NAME = time.strftime("platform-test-%Y%m%d-%H%M%S")
@@ -178,6 +179,35 @@ def test_model_server_classifies_real_test_images(search_output: str, dataset) -
     assert accuracy >= 0.6, f"the champion classified {accuracy:.1%} of 200 real test images correctly"
 
 
+LOAD_CLIENTS, LOAD_SECONDS, LOAD_P99_MS = 16, 60.0, 1000.0
+"""A minute of 16 clients on the 2-core host that also runs the whole platform: the bound leaves room for its noise."""
+
+
+def model_server_memory_mb() -> float:
+    status = compose("exec", "-T", "model-server", "cat", "/proc/1/status").stdout
+    return int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1]) / 1024
+
+
+def test_model_server_holds_a_minute_of_load(search_output: str, dataset) -> None:
+    """Many clients for a minute: no error, a bounded p99, every answer from the champion, memory flat."""
+    compose("--profile", "serve", "up", "-d", "model-server")
+    deadline = time.monotonic() + 600
+    while http_status(url("MODEL_SERVER_PORT", "5001", "/ping")) != 200:
+        assert time.monotonic() < deadline, compose("logs", "--tail", "40", "model-server").stdout
+        time.sleep(3)
+    api, login = url("MLFLOW_PORT", "5000", "/api/2.0/mlflow"), mlflow_login()
+    champion = http_json(f"{api}/registered-models/alias?name=fmnist-cnn&alias=champion", headers=login)["model_version"]
+    run_load(url("MODEL_SERVER_PORT", "5001", ""), dataset.test.images[:1], clients=2, seconds=5)  # warm
+    before = model_server_memory_mb()
+    result = run_load(url("MODEL_SERVER_PORT", "5001", ""), dataset.test.images[:1], LOAD_CLIENTS, LOAD_SECONDS)
+    after = model_server_memory_mb()
+    print(f"model server under load: {result.line()}; memory {before:.0f} MB -> {after:.0f} MB")
+    assert result.requests > 1000 and not result.errors, result.line()
+    assert result.percentile_ms(99) <= LOAD_P99_MS, result.line()
+    assert set(result.versions) == {str(champion["version"])}
+    assert after <= before * 1.10 + 20, f"memory grew under load: {before:.0f} MB -> {after:.0f} MB"
+
+
 BAD_REQUESTS = {
     "malformed JSON": ("application/json", b'{"inputs": [[1, 2, 3]', 400, "valid JSON"),
     "wrong shape": ("application/json", b'{"inputs": [[1, 2, 3]]}', 400, "does not match"),
@@ -200,7 +230,9 @@ def test_model_server_answers_bad_requests_with_a_4xx_and_stays_up(search_output
                                      headers={"Content-Type": content_type})
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=60)
-    assert refused.value.code == status and fragment in refused.value.read().decode()
+    answer = refused.value.read().decode()
+    assert refused.value.code == status and fragment in answer, answer
+    assert len(answer) <= 400 and "[[" not in answer, f"the answer repeats the request: {answer[:200]}"
     assert http_status(url("MODEL_SERVER_PORT", "5001", "/ping")) == 200
 
 

@@ -1,0 +1,233 @@
+"""`python -m tuning.champion.model_server`: the registry's champion over HTTP, following its alias without a restart.
+
+Each model version is served by MLflow's own scoring app (`mlflow.pyfunc.scoring_server`, what `mlflow models serve`
+runs: the same `/invocations` protocol, signature checks and errors). A thread asks the registry every `--poll-s`
+seconds which version the alias names; a new one is loaded and warmed up beside the one serving, then takes the
+next requests, while requests already under way finish on the old one. Every response names the version that
+answered (`X-Model-Version`); a 4xx answer gives its reason in one short line, not the request back.
+
+Example:
+    MLFLOW_TRACKING_URI=http://127.0.0.1:5000 python -m tuning.champion.model_server --port 5001
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+import mlflow
+import numpy as np
+from mlflow.exceptions import MlflowException
+from mlflow.pyfunc import scoring_server
+from mlflow.tracking import MlflowClient
+
+from tuning.runtime import library_output
+from tuning.runtime.command_line import OneLineErrorParser
+from tuning.runtime.error_text import first_line
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))$")
+VERSION_HEADER = b"x-model-version"
+REASON_LIMIT = 300
+ECHOED_REQUEST = ("Failed to predict data '", "Failed to enforce schema of data '")
+"""How MLflow's messages start when they hold the whole request before the reason."""
+POLL_S = 10.0
+
+
+class ModelUriError(ValueError):
+    """A model URI that names neither an alias nor a version."""
+
+
+@dataclass(frozen=True)
+class ModelReference:
+    """A registered model and the alias to follow, or a fixed version."""
+
+    name: str
+    alias: str | None
+    version: str | None
+
+    @classmethod
+    def parse(cls, uri: str) -> ModelReference:
+        match = MODEL_URI.match(uri)
+        if match is None:
+            raise ModelUriError(f"--model-uri {uri}: expected models:/<name>@<alias> or models:/<name>/<version>")
+        return cls(match["name"], match["alias"], match["version"])
+
+    def current_version(self, client: MlflowClient) -> str:
+        """The version the alias names now (or the fixed one)."""
+        if self.alias is None:
+            return str(self.version)
+        return str(client.get_model_version_by_alias(self.name, self.alias).version)
+
+
+@dataclass(frozen=True)
+class ServedVersion:
+    """One loaded model version and MLflow's scoring app around it."""
+
+    version: str
+    app: ASGIApp
+
+
+def load_version(name: str, version: str) -> ServedVersion:
+    """Load a version, answer one request in process (Keras builds its predict function), and wrap it in MLflow's app."""
+    model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    shape = model.metadata.get_input_schema().inputs[0].shape
+    model.predict(np.zeros((1, *shape[1:]), dtype=np.float32))
+    return ServedVersion(version, scoring_server.init(model))
+
+
+class ChampionServer:
+    """An ASGI app that hands each request to the version being served and names it in the response."""
+
+    def __init__(self, reference: ModelReference, poll_s: float = POLL_S) -> None:
+        self.reference, self.poll_s = reference, poll_s
+        self.served: ServedVersion | None = None
+        self._stopped = threading.Event()
+        self._last_problem: str | None = None
+
+    def start_following(self) -> threading.Thread:
+        """Load the current version now (if the registry answers), then check for a new one every `poll_s`."""
+        self.refresh()
+        thread = threading.Thread(target=self._follow, name="follow-alias", daemon=True)
+        thread.start()
+        return thread
+
+    def stop_following(self) -> None:
+        self._stopped.set()
+
+    def refresh(self) -> None:
+        """Serve the version the registry names now; a registry that does not answer leaves the served one as it is."""
+        try:
+            version = self.reference.current_version(MlflowClient())
+            if self.served is None or self.served.version != version:
+                self.served = load_version(self.reference.name, version)
+                print(f"serving {self.reference.name} version {version}"
+                      + (f" (alias {self.reference.alias})" if self.reference.alias else ""), flush=True)
+            self._last_problem = None
+        except MlflowException as error:
+            problem = first_line(error)
+            if problem != self._last_problem:  # one line per new problem, not one per poll
+                print(f"cannot load {self.reference.name}: {problem}; "
+                      f"{'still serving version ' + self.served.version if self.served else 'nothing to serve yet'}",
+                      file=sys.stderr, flush=True)
+            self._last_problem = problem
+
+    def _follow(self) -> None:
+        while not self._stopped.wait(self.poll_s):
+            self.refresh()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _answer_lifespan(receive, send)
+            return
+        served = self.served
+        if served is None:
+            await _send_json(send, 503, {"error_code": "TEMPORARILY_UNAVAILABLE",
+                                         "message": f"no version of {self.reference.name} to serve yet"})
+            return
+        await served.app(scope, receive, _naming_version(send, served.version))
+
+
+def _naming_version(send: Send, version: str) -> Send:
+    """`send` with the version's header on the response, and a 4xx body cut to its reason."""
+    held: list[Message] = []
+
+    async def send_named(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", []), (VERSION_HEADER, version.encode())]
+            if 400 <= message["status"] < 500:
+                held.append(message)
+                return
+        elif held and message["type"] == "http.response.body":
+            held.append(message)
+            if message.get("more_body"):
+                return
+            start, body = held[0], short_error(b"".join(part.get("body", b"") for part in held[1:]))
+            start["headers"] = [(key, value) for key, value in start["headers"] if key.lower() != b"content-length"]
+            start["headers"].append((b"content-length", str(len(body)).encode()))
+            held.clear()
+            await send(start)
+            await send({"type": "http.response.body", "body": body})
+            return
+        await send(message)
+
+    return send_named
+
+
+def short_error(body: bytes) -> bytes:
+    """MLflow's error body with its message cut to the reason: MLflow puts the whole request before it."""
+    try:
+        error = json.loads(body)
+    except ValueError:
+        return body
+    if not isinstance(error, dict) or not isinstance(error.get("message"), str):
+        return body
+    return json.dumps({"error_code": error.get("error_code", "BAD_REQUEST"), "message": short_reason(error["message"])}).encode()
+
+
+def short_reason(message: str) -> str:
+    """The reason without the request MLflow echoes before it: its first line, whole sentences within REASON_LIMIT."""
+    while message.startswith(ECHOED_REQUEST) and "Error: " in message:
+        message = message.split("Error: ", 1)[1]
+    reason = (message.strip().splitlines() or [""])[0]
+    if len(reason) <= REASON_LIMIT:
+        return reason
+    cut = reason[:REASON_LIMIT]
+    return cut[: cut.rfind(". ") + 1] if ". " in cut else cut
+
+
+async def _send_json(send: Send, status: int, content: dict[str, str]) -> None:
+    body = json.dumps(content).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _answer_lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+def main(argv: list[str] | None = None) -> int:
+    import uvicorn
+
+    library_output.quiet_environment()
+    parser = OneLineErrorParser(prog="python -m tuning.champion.model_server", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model-uri", default="models:/fmnist-cnn@champion",
+                        help="models:/<name>@<alias> to follow the alias, or models:/<name>/<version> (default: %(default)s)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=5001, help="port (default: %(default)s)")
+    parser.add_argument("--poll-s", type=float, default=POLL_S, help="seconds between registry checks (default: %(default)s)")
+    options = parser.parse_args(argv)
+    if not options.poll_s > 0:
+        parser.error(f"--poll-s must be above 0, got {options.poll_s:g}")
+    try:
+        server = ChampionServer(ModelReference.parse(options.model_uri), options.poll_s)
+    except ModelUriError as error:
+        parser.error(str(error))
+    started = time.monotonic()
+    server.start_following()
+    print(f"model server on http://{options.host}:{options.port}/invocations "
+          f"(ready in {time.monotonic() - started:.1f} s)", flush=True)
+    uvicorn.run(server, host=options.host, port=options.port, log_level="warning", access_log=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
