@@ -18,6 +18,7 @@ from ray.tune.search import Searcher
 
 from tests.tuning.conftest import private_postgres
 from tuning.optimization import stored_study
+from tuning.optimization.objective import TRIAL_NUMBER_KEY
 from tuning.optimization.study_searcher import StoredStudySearcher
 
 pytestmark = pytest.mark.slow  # runs Tune on a local Ray
@@ -108,7 +109,7 @@ def test_restored_searcher_keeps_its_trials_and_fails_orphans(tmp_path: Path) ->
     restored.on_trial_result("trial_a", {"val_accuracy": 0.75, "training_iteration": 2})
     restored.on_trial_complete("trial_a", {"val_accuracy": 0.75, "training_iteration": 2})
     trials = optuna.load_study(study_name="searched", storage=storage).trials
-    assert first == BASELINE and len(trials) == 2
+    assert first == {**BASELINE, TRIAL_NUMBER_KEY: 0} and len(trials) == 2, "the config names its trial by number"
     assert trials[0].state == TrialState.PRUNED and trials[0].intermediate_values == {1: 0.5, 2: 0.75}
     assert trials[1].state == TrialState.FAIL
 
@@ -200,7 +201,7 @@ def test_tpe_models_the_results_once_the_startup_trials_are_done(tmp_path: Path)
             configs.append(searcher.suggest(trial_id))
             searcher.on_trial_complete(trial_id, {"val_accuracy": configs[-1]["quality"], "training_iteration": EPOCHS})
         proposals[startup_trials] = configs
-    assert proposals[2][:2] == proposals[10][:2] and proposals[2][0] == BASELINE
+    assert proposals[2][:2] == proposals[10][:2] and proposals[2][0] == {**BASELINE, TRIAL_NUMBER_KEY: 0}
     assert proposals[2][2] != proposals[10][2]
 
 
@@ -257,7 +258,7 @@ def test_a_restarted_study_database_costs_nothing() -> None:
     with private_postgres() as database:
         stored_study.create(stored_study.open_storage(database.url), "restarted", "maximize", [BASELINE], stored_study.WarmStart([], 0))
         searcher = _searcher(database.url, "restarted", max_epochs=2)
-        assert searcher.suggest("t1") == BASELINE
+        assert searcher.suggest("t1") == {**BASELINE, TRIAL_NUMBER_KEY: 0}
         searcher.on_trial_result("t1", {"val_accuracy": 0.5, "training_iteration": 1})
         database.stop()
         restart = threading.Timer(4.0, database.start)

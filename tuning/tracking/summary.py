@@ -6,6 +6,7 @@ them), the champion and its test scores, and where the full record is: `python -
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from ray import tune
@@ -45,9 +46,16 @@ def summary_lines(results: tune.ResultGrid, metric: str, mode: Mode, champion: C
         f"champion unchanged (it has test accuracy {registration.previous_champion_accuracy:.4f})")
     lines.append(f"Model: {registration.model_uri}, {standing}")
     lines.append("Every trial with every setting: python -m tuning.report, or MLflow's run comparison")
-    lines.append(f"MLflow: {tracking_uri}, parent run {parent_run_id}")
-    lines.append(f"TensorBoard: tensorboard --logdir {results.experiment_path}")
+    lines.append(f"MLflow: {tracking_uri}")
+    lines.append(f"  the search's run: {parent_run_id}")
+    lines.append(f"TensorBoard: tensorboard --logdir {_shortest(results.experiment_path)}")
     return lines
+
+
+def _shortest(path: str) -> str:
+    """`path` relative to the working folder when it lies below it, else as it is."""
+    relative = os.path.relpath(path) if "://" not in path else path
+    return path if relative.startswith("..") else relative
 
 
 def _config(row: Any) -> dict[str, Any]:
