@@ -1,7 +1,9 @@
 """`python -m tuning.champion.model_server`: the registry's champion over HTTP, following its alias without a restart.
 
 Each model version is served by MLflow's own scoring app (`mlflow.pyfunc.scoring_server`, what `mlflow models serve`
-runs: the same `/invocations` protocol, signature checks and errors). A thread asks the registry every `--poll-s`
+runs: the same `/invocations` protocol, signature checks and errors), but for the common request, JSON `{"inputs":
+[...]}` of numbers, which goes straight to the model as one array: MLflow's parser copies every pixel in Python first
+and takes longer than the model itself (docs/benchmarks.md, "Serving"). A thread asks the registry every `--poll-s`
 seconds which version the alias names; a new one is loaded and warmed up beside the one serving, then takes the
 next requests, while requests already under way finish on the old one. Every response names the version that
 answered (`X-Model-Version`); a 4xx answer gives its reason in one short line, not the request back.
@@ -12,6 +14,8 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
 import re
 import sys
@@ -76,15 +80,35 @@ class ServedVersion:
     """One loaded model version and MLflow's scoring app around it."""
 
     version: str
+    model: mlflow.pyfunc.PyFuncModel
     app: ASGIApp
+    dtype: np.dtype
+
+    def predict_json(self, body: bytes) -> tuple[int, bytes] | None:
+        """(status, JSON answer) for `{"inputs": [...numbers...]}`, as MLflow's app answers it; None for any other body,
+        which MLflow's app then parses itself."""
+        try:
+            request = json.loads(body)
+            if not isinstance(request, dict) or set(request) != {"inputs"}:
+                return None
+            inputs = np.asarray(request["inputs"], dtype=self.dtype)
+        except (ValueError, TypeError, RecursionError):
+            return None
+        try:
+            predictions = self.model.predict(inputs)
+        except MlflowException as error:
+            return error.get_http_status_code(), error.serialize_as_json().encode()
+        answer = io.StringIO()
+        scoring_server.predictions_to_json(predictions, answer)
+        return 200, answer.getvalue().encode()
 
 
 def load_version(name: str, version: str) -> ServedVersion:
     """Load a version, answer one request in process (Keras builds its predict function), and wrap it in MLflow's app."""
     model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
-    shape = model.metadata.get_input_schema().inputs[0].shape
-    model.predict(np.zeros((1, *shape[1:]), dtype=np.float32))
-    return ServedVersion(version, scoring_server.init(model))
+    spec = model.metadata.get_input_schema().inputs[0]
+    model.predict(np.zeros((1, *spec.shape[1:]), dtype=spec.type))
+    return ServedVersion(version, model, scoring_server.init(model), spec.type)
 
 
 class ChampionServer:
@@ -136,7 +160,15 @@ class ChampionServer:
             await _send_json(send, 503, {"error_code": "TEMPORARILY_UNAVAILABLE",
                                          "message": f"no version of {self.reference.name} to serve yet"})
             return
-        await served.app(scope, receive, _naming_version(send, served.version))
+        send = _naming_version(send, served.version)
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/invocations" and _is_json(scope):
+            body = await _read_body(receive)
+            answer = await asyncio.to_thread(served.predict_json, body)
+            if answer is not None:
+                await _send_bytes(send, answer[0], answer[1])
+                return
+            receive = _replay(body)
+        await served.app(scope, receive, send)
 
 
 def _naming_version(send: Send, version: str) -> Send:
@@ -188,10 +220,41 @@ def short_reason(message: str) -> str:
 
 
 async def _send_json(send: Send, status: int, content: dict[str, str]) -> None:
-    body = json.dumps(content).encode()
+    await _send_bytes(send, status, json.dumps(content).encode())
+
+
+async def _send_bytes(send: Send, status: int, body: bytes) -> None:
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
+
+
+def _is_json(scope: Scope) -> bool:
+    content_type = dict(scope.get("headers", [])).get(b"content-type", b"").decode("latin-1").lower()
+    return [part.strip() for part in content_type.split(";")] in (["application/json"], ["application/json", "charset=utf-8"])
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes) -> Receive:
+    """A `receive` that gives the body already read, for MLflow's app."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
 
 
 async def _answer_lifespan(receive: Receive, send: Send) -> None:
