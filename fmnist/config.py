@@ -35,8 +35,7 @@ class ModelConfig:
     label_smoothing: float = 0.0
     augment: bool = False
     mixed_precision: bool | str = False
-    """True: mixed bfloat16; `auto`: bfloat16 on CPUs with AMX, else float32 (emulated bfloat16 is several
-    times slower; AVX-512 BF16 alone gains nothing clear: docs/benchmarks.md)."""
+    """True: mixed bfloat16; `auto`: bfloat16 on CPUs with AMX, else float32, which is faster without AMX."""
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ModelConfig:

@@ -18,8 +18,8 @@ from fmnist.readers import IMAGE_SIDE, NUM_CLASSES
 
 __all__ = ["ModelConfig", "bfloat16_is_native", "build", "cosine_rate", "learning_rate_callbacks", "one_hot", "uses_bfloat16"]
 BFLOAT16_CPU_FLAGS = ("amx_bf16",)
-"""CPUs on which mixed bfloat16 trains this CNN clearly faster than float32. AVX-512 BF16 alone is not one:
-measured 0.97-1.40x in one-run pairs, 0.97x over 4 full epochs (docs/benchmarks.md)."""
+"""CPUs on which mixed bfloat16 trains this CNN clearly faster than float32; AVX-512 BF16 alone is not one
+(docs/benchmarks.md, "Training throughput")."""
 
 
 def build(config: ModelConfig = ModelConfig()) -> keras.Model:

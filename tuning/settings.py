@@ -31,8 +31,7 @@ DEFAULT_TIME_BUDGET_S = 1200.0
 """The budget of a search given neither --time-budget-s nor --num-samples: a first run that ends when it says."""
 WHOLE_NODE_BUDGET_S = 2700.0
 """Below this time budget, `--cpus-per-trial auto` gives each trial a whole node: too short a search for many
-trials, so the first (a measured good point) should train as many epochs as it can. At 30 minutes a core a trial
-trained it only 20 epochs, and did worse than 20 minutes on a whole node (docs/benchmarks.md)."""
+trials, so the first (a measured good point) trains as many epochs as it can (docs/benchmarks.md, "Packing")."""
 MIN_TRAIN_SIZE = 100  # a stratified split needs a few images of each of the 10 classes on both sides
 
 WHERE_IT_RUNS = frozenset({"address", "tracking_uri", "storage_path", "max_failures"})
@@ -56,28 +55,25 @@ class SearchSettings:
     validation_fraction: float = 0.1
     num_samples: int = 10
     max_epochs: int = 27
-    """Long enough for the cosine schedules the search favours to pay off: the 5 best trials of a 60-minute
-    search peaked at epochs 24-27 (docs/benchmarks.md); ASHA stops most trials long before."""
+    """Long enough for the cosine schedules the search favours to pay off; ASHA stops most trials long before."""
     grace_period: int = 3
     """ASHA's first rung; with a smaller --max-epochs and no --grace-period, that many epochs."""
     reduction_factor: float = 3.0
     max_concurrent_trials: int | None = None
     """None (`auto`): as many trials as the cluster's CPUs hold at the trials' CPUs each."""
     cpus_per_trial: float | None = None
-    """None (`auto`): 1, which packs more images/s into 2 cores than 2 threads for one trial; for a time budget
-    under `WHOLE_NODE_BUDGET_S`, a whole node, so that the first trials train as many epochs as they can
-    (docs/benchmarks.md)."""
+    """None (`auto`): 1, which packs more images/s into a node than one trial on all its cores; for a time budget
+    under `WHOLE_NODE_BUDGET_S`, a whole node; with GPUs, a GPU node's CPUs shared by the trials its GPUs hold."""
     gpus_per_trial: float = 0.0
     time_budget_s: float | None = None
     seed: int = 0
     startup_trials: int = 4
-    """Trials TPE proposes at random before it models the results (Optuna's `n_startup_trials`, default 10); the
-    points to evaluate count among them. A 60-minute search on 2 cores runs 8-18 trials: with Optuna's 10, most
-    of them were random (docs/benchmarks.md)."""
+    """Trials TPE proposes at random before it models the results (Optuna's `n_startup_trials`, default 10, too
+    many for an hour on a small node); the points to evaluate count among them."""
     metric: str = "val_accuracy"
     ensemble_size: int = 3
     """The champion averages the class probabilities of up to this many leading trials: as many as score best on
-    validation together, best first (1: the best trial alone). Measured in docs/benchmarks.md."""
+    validation together, best first (1: the best trial alone)."""
     warm_start: tuple[str, ...] = ()
     max_failures: int = 2
     address: str | None = None

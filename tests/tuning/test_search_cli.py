@@ -98,6 +98,7 @@ def test_resume_continues_an_interrupted_search(mlflow_server: MlflowServer, sha
     _, stderr = search.communicate(timeout=300)
     assert search.returncode == 130, stderr[-3000:]
     assert "--resume --name interrupted" in stderr
+    assert "Tuner.restore" not in stderr, "Tune's own resume hint is not how this project resumes"
     (interrupted,) = MlflowClient(mlflow_server.uri).search_runs(
         [MlflowClient(mlflow_server.uri).get_experiment_by_name("resume-test").experiment_id],
         filter_string="attributes.run_name = 'interrupted'")

@@ -14,11 +14,10 @@ its user sets these to 1 / false (the platform's image sets the same)."""
 CLASSIC_TUNE_OUTPUT = {
     "RAY_AIR_NEW_OUTPUT": "0", "TUNE_WARN_THRESHOLD_S": "2", "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
 }
-"""Tune prints through a `progress_reporter` (our compact table) only with its classic output engine. Its
-"processing trial results took 0.6 s" warning (threshold 0.5 s) is for results many times a second: ours
-come once an epoch per trial, tens of seconds apart, and each draws a confusion matrix. Its 260-column
-"snapshotting has been triggered multiple times" warning fires whenever small-slice epochs take seconds:
-that snapshot, forced after `num_to_keep` checkpoints, is what keeps `--resume` consistent, so it stays."""
+"""Tune prints through a `progress_reporter` (our compact table) only with its classic output engine. Its slow
+result-processing warning is meant for results many times a second (ours come once an epoch per trial, each
+drawing a confusion matrix), and its "snapshotting has been triggered multiple times" warning for forced
+snapshots, which are what keeps `--resume` consistent here."""
 
 HIDDEN_LINES = {
     "ray._private.authentication.authentication_token_setup": "Token authentication is enabled for this Ray cluster",

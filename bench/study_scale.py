@@ -1,0 +1,130 @@
+"""The study searcher as its study grows to thousands of trials, on PostgreSQL, in one run.
+
+Drives the search's own `StoredStudySearcher` the way Tune does (suggest; a result per epoch; complete), over the
+default search space, with `--concurrent` trials open at once (TPE's constant liar sees them), each following a
+known, config-dependent learning curve and stopped by ASHA's rule at epochs 1 and 3 (1 in 3 goes on), up to 9
+epochs. No Ray and no training: what is timed is the searcher and its database. Prints, per band of study size,
+the latency of ask (suggest), of an epoch's result and of tell (complete), p50 and p99, and PostgreSQL's peak
+connections; exit code 0 when ask's p99 stays <= 0.5 s in the last band.
+
+    python bench/study_scale.py --trials 2000 --concurrent 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+import uuid
+from collections import defaultdict
+
+import numpy as np
+import psycopg2
+
+from tuning.optimization import stored_study
+from tuning.optimization.space import DEFAULT_SPACE_FILE, load_space
+from tuning.optimization.study_searcher import StoredStudySearcher
+
+POSTGRES = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+RUNGS, REDUCTION, MAX_EPOCHS = (1, 3), 3, 9
+ASK_P99_TARGET_S = 0.5
+
+
+def accuracy(config: dict, epoch: int) -> float:
+    """A learning curve TPE can learn: best near learning rate 2e-3 and wide layers, rising with the epochs."""
+    lr_fit = math.exp(-(math.log10(config["learning_rate"]) - math.log10(2e-3)) ** 2)
+    width = config.get("filters_1", 32) / 64
+    ceiling = 0.80 + 0.10 * lr_fit + 0.03 * min(width, 1.5)
+    return ceiling - 0.25 * math.exp(-epoch / 3)
+
+
+def connections(database: str) -> int:
+    with psycopg2.connect(dbname="postgres", **POSTGRES) as admin, admin.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (database,))
+        return int(cursor.fetchone()[0])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--trials", type=int, default=2000, help="trials in the study at the end (default: 2000)")
+    parser.add_argument("--concurrent", type=int, default=16, help="trials open at once (default: 16)")
+    parser.add_argument("--band", type=int, default=250, help="study sizes per row (default: 250)")
+    options = parser.parse_args()
+    database = f"fmnist_scale_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(dbname="postgres", **POSTGRES)
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{database}"')
+    try:
+        return measure(options, database)
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        admin.close()
+
+
+def measure(options: argparse.Namespace, database: str) -> int:
+    url = f"postgresql+psycopg2://{POSTGRES['user']}@{POSTGRES['host']}:{POSTGRES['port']}/{database}"
+    space = load_space(DEFAULT_SPACE_FILE)
+    stored_study.create(stored_study.open_storage(url), "scale", "maximize", [], stored_study.WarmStart([], 0))
+    searcher = StoredStudySearcher(url, "scale", space.optuna_distributions(), metric="val_accuracy", mode="max",
+                                   max_epochs=MAX_EPOCHS, seed=0, startup_trials=4)
+    timings: dict[str, dict[int, list[float]]] = {kind: defaultdict(list) for kind in ("ask", "result", "tell")}
+    peak_connections, started, rung_scores = 0, time.monotonic(), defaultdict(list)
+    open_trials: list[tuple[str, dict]] = []
+    asked = 0
+    while asked < options.trials or open_trials:
+        while asked < options.trials and len(open_trials) < options.concurrent:
+            trial_id, band = f"t{asked:05d}", asked // options.band
+            begun = time.perf_counter()
+            config = searcher.suggest(trial_id)
+            timings["ask"][band].append(time.perf_counter() - begun)
+            open_trials.append((trial_id, config))
+            asked += 1
+        trial_id, config = open_trials.pop(0)
+        band = int(trial_id[1:]) // options.band
+        last = None
+        for epoch in range(1, MAX_EPOCHS + 1):
+            last = {"val_accuracy": accuracy(config, epoch), "training_iteration": epoch, "time_this_iter_s": 1.0}
+            if epoch in RUNGS:
+                scores = rung_scores[epoch]
+                scores.append(last["val_accuracy"])
+                cutoff = np.quantile(scores, 1 - 1 / REDUCTION) if len(scores) >= REDUCTION else -1.0
+                if last["val_accuracy"] < cutoff:
+                    break
+            if epoch < MAX_EPOCHS:
+                begun = time.perf_counter()
+                searcher.on_trial_result(trial_id, last)
+                timings["result"][band].append(time.perf_counter() - begun)
+        begun = time.perf_counter()
+        searcher.on_trial_complete(trial_id, last)
+        timings["tell"][band].append(time.perf_counter() - begun)
+        if int(trial_id[1:]) % 50 == 0:
+            peak_connections = max(peak_connections, connections(database))
+    wall = time.monotonic() - started
+    print(f"{options.trials} trials, {options.concurrent} open at once, the default space; PostgreSQL on 127.0.0.1")
+    print(f"{'study size':>12} " + " ".join(f"{kind + ' p50':>11} {kind + ' p99':>11}" for kind in timings))
+    for band in sorted(timings["ask"]):
+        cells = []
+        for kind in timings:
+            values = timings[kind][band]
+            cells.append(f"{np.percentile(values, 50) * 1000:9.1f}ms {np.percentile(values, 99) * 1000:9.1f}ms"
+                         if values else f"{'-':>11} {'-':>11}")
+        print(f"{band * options.band:>5}-{(band + 1) * options.band:<6} " + " ".join(cells))
+    study = searcher.study
+    finished = [trial for trial in study.trials if trial.state.is_finished()]
+    best = max(trial.value for trial in finished if trial.value is not None)
+    print(f"wall {wall:.0f} s; {len(study.trials)} trials stored, {len(finished)} finished "
+          f"({sum(t.state.name == 'COMPLETE' for t in finished)} complete); best {best:.4f} of a possible "
+          f"{accuracy({'learning_rate': 2e-3, 'filters_1': 96}, MAX_EPOCHS):.4f}")
+    print(f"PostgreSQL connections to the study's database, peak: {peak_connections}")
+    last_band = max(timings["ask"])
+    ask_p99 = float(np.percentile(timings["ask"][last_band], 99))
+    held = ask_p99 <= ASK_P99_TARGET_S
+    print(f"{'met' if held else 'MISSED'}: ask p99 {ask_p99 * 1000:.0f} ms in the last band <= {ASK_P99_TARGET_S * 1000:.0f} ms")
+    return 0 if held else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
