@@ -47,8 +47,8 @@ def served(dataset: FashionMNIST, tmp_path_factory: pytest.TempPathFactory) -> I
     """A model server following `champion` of a registry in a SQLite file; yields (its URL, the tracking URI)."""
     folder = tmp_path_factory.mktemp("served")
     tracking_uri = f"sqlite:///{folder / 'mlflow.db'}"
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
+    previous_tracking_uri = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(tracking_uri)  # the registry follows it; setting the registry's URI would outlive the module
     assert _register(tracking_uri, dataset, ModelConfig(), test_accuracy=0.5) == "1"
     port = free_port()
     log_path = folder / "server.log"
@@ -64,6 +64,7 @@ def served(dataset: FashionMNIST, tmp_path_factory: pytest.TempPathFactory) -> I
     finally:
         server.terminate()
         server.wait(timeout=30)
+        mlflow.set_tracking_uri(previous_tracking_uri)
 
 
 def _post(url: str, payload: dict) -> tuple[int, dict[str, str], dict]:
