@@ -80,7 +80,7 @@ def test_a_search_job_stops_on_request_and_its_run_ends_killed(search_output: st
 
     def search_run() -> list[dict]:
         return http_json(f"{api}/runs/search", {"experiment_ids": [experiment_id],
-                                                "filter": f"attributes.run_name = '{job_id}'"}, login)["runs"]
+                                                "filter": f"attributes.run_name = '{job_id}'"}, login).get("runs", [])
 
     deadline = time.monotonic() + 300
     while not search_run():  # stopped once its MLflow run exists, as a user stops a search that has started
