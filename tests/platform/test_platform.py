@@ -162,13 +162,18 @@ def test_notebook_runs_a_search_and_compares_runs(search_output: str) -> None:
         assert url(port, default, "") in printed, f"the notebook shows no address with {port} from .env"
 
 
-def test_model_server_classifies_real_test_images(search_output: str, dataset) -> None:
+def serve_champion() -> None:
+    """Start the model server (profile `serve`) and wait until it answers /ping."""
     started = compose("--profile", "serve", "up", "-d", "model-server")
     assert started.returncode == 0, started.stderr[-2000:]
     deadline = time.monotonic() + 600
     while http_status(url("MODEL_SERVER_PORT", "5001", "/ping")) != 200:
         assert time.monotonic() < deadline, compose("logs", "--tail", "40", "model-server").stdout
         time.sleep(3)
+
+
+def test_model_server_classifies_real_test_images(search_output: str, dataset) -> None:
+    serve_champion()
     images, labels = dataset.test.images[:200], dataset.test.labels[:200]
     answer = http_json(url("MODEL_SERVER_PORT", "5001", "/invocations"), {"inputs": images.astype(float).tolist()})
     served = np.asarray(answer["predictions"]).argmax(axis=1)
@@ -190,11 +195,7 @@ def model_server_memory_mb() -> float:
 
 def test_model_server_holds_a_minute_of_load(search_output: str, dataset) -> None:
     """Many clients for a minute: no error, a bounded p99, every answer from the champion, memory flat."""
-    compose("--profile", "serve", "up", "-d", "model-server")
-    deadline = time.monotonic() + 600
-    while http_status(url("MODEL_SERVER_PORT", "5001", "/ping")) != 200:
-        assert time.monotonic() < deadline, compose("logs", "--tail", "40", "model-server").stdout
-        time.sleep(3)
+    serve_champion()
     api, login = url("MLFLOW_PORT", "5000", "/api/2.0/mlflow"), mlflow_login()
     champion = http_json(f"{api}/registered-models/alias?name=fmnist-cnn&alias=champion", headers=login)["model_version"]
     run_load(url("MODEL_SERVER_PORT", "5001", ""), dataset.test.images[:1], clients=2, seconds=5)  # warm
@@ -221,11 +222,7 @@ BAD_REQUESTS = {
 @pytest.mark.parametrize("case", list(BAD_REQUESTS))
 def test_model_server_answers_bad_requests_with_a_4xx_and_stays_up(search_output: str, case: str) -> None:
     content_type, body, status, fragment = BAD_REQUESTS[case]
-    compose("--profile", "serve", "up", "-d", "model-server")
-    deadline = time.monotonic() + 600
-    while http_status(url("MODEL_SERVER_PORT", "5001", "/ping")) != 200:
-        assert time.monotonic() < deadline, compose("logs", "--tail", "40", "model-server").stdout
-        time.sleep(3)
+    serve_champion()
     request = urllib.request.Request(url("MODEL_SERVER_PORT", "5001", "/invocations"), data=body,
                                      headers={"Content-Type": content_type})
     with pytest.raises(urllib.error.HTTPError) as refused:

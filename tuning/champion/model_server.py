@@ -117,7 +117,6 @@ class ChampionServer:
     def __init__(self, reference: ModelReference, poll_s: float = POLL_S) -> None:
         self.reference, self.poll_s = reference, poll_s
         self.served: ServedVersion | None = None
-        self._stopped = threading.Event()
         self._last_problem: str | None = None
 
     def start_following(self) -> threading.Thread:
@@ -126,9 +125,6 @@ class ChampionServer:
         thread = threading.Thread(target=self._follow, name="follow-alias", daemon=True)
         thread.start()
         return thread
-
-    def stop_following(self) -> None:
-        self._stopped.set()
 
     def refresh(self) -> None:
         """Serve the version the registry names now; a registry that does not answer leaves the served one as it is."""
@@ -148,7 +144,8 @@ class ChampionServer:
             self._last_problem = problem
 
     def _follow(self) -> None:
-        while not self._stopped.wait(self.poll_s):
+        while True:
+            time.sleep(self.poll_s)
             self.refresh()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
