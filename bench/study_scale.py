@@ -13,7 +13,6 @@ connections; exit code 0 when ask's p99 stays <= 0.5 s in the last band.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 import uuid
@@ -25,18 +24,11 @@ import psycopg2
 from tuning.optimization import stored_study
 from tuning.optimization.space import DEFAULT_SPACE_FILE, load_space
 from tuning.optimization.study_searcher import StoredStudySearcher
+from tuning.optimization.synthetic_trial import best_possible, learning_curve
 
 POSTGRES = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 RUNGS, REDUCTION, MAX_EPOCHS = (1, 3), 3, 9
 ASK_P99_TARGET_S = 0.5
-
-
-def accuracy(config: dict, epoch: int) -> float:
-    """A learning curve TPE can learn: best near learning rate 2e-3 and wide layers, rising with the epochs."""
-    lr_fit = math.exp(-(math.log10(config["learning_rate"]) - math.log10(2e-3)) ** 2)
-    width = config.get("filters_1", 32) / 64
-    ceiling = 0.80 + 0.10 * lr_fit + 0.03 * min(width, 1.5)
-    return ceiling - 0.25 * math.exp(-epoch / 3)
 
 
 def connections(database: str) -> int:
@@ -86,7 +78,7 @@ def measure(options: argparse.Namespace, database: str) -> int:
         band = int(trial_id[1:]) // options.band
         last = None
         for epoch in range(1, MAX_EPOCHS + 1):
-            last = {"val_accuracy": accuracy(config, epoch), "training_iteration": epoch, "time_this_iter_s": 1.0}
+            last = {"val_accuracy": learning_curve(config, epoch), "training_iteration": epoch, "time_this_iter_s": 1.0}
             if epoch in RUNGS:
                 scores = rung_scores[epoch]
                 scores.append(last["val_accuracy"])
@@ -117,7 +109,7 @@ def measure(options: argparse.Namespace, database: str) -> int:
     best = max(trial.value for trial in finished if trial.value is not None)
     print(f"wall {wall:.0f} s; {len(study.trials)} trials stored, {len(finished)} finished "
           f"({sum(t.state.name == 'COMPLETE' for t in finished)} complete); best {best:.4f} of a possible "
-          f"{accuracy({'learning_rate': 2e-3, 'filters_1': 96}, MAX_EPOCHS):.4f}")
+          f"{best_possible(MAX_EPOCHS):.4f}")
     print(f"PostgreSQL connections to the study's database, peak: {peak_connections}")
     last_band = max(timings["ask"])
     ask_p99 = float(np.percentile(timings["ask"][last_band], 99))

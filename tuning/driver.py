@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import ray
 from mlflow.exceptions import MlflowException
 from ray import tune
 from ray.exceptions import RayActorError, RayTaskError
@@ -98,8 +100,33 @@ def prepare(settings: SearchSettings, saved: SavedSearch | None) -> PreparedSear
     return PreparedSearch(settings, space, dataset, experiment_id, saved, warm_start, trial_cpus, concurrent_trials)
 
 
+TrialFunction = Callable[..., None]
+"""What a trial runs: `fn(config, *, train, validation, max_epochs, seed, deadline)`, reporting once an epoch with
+`tune.report`, like `train_cnn`."""
+
+
+@dataclass(frozen=True)
+class FinishedSearch:
+    """A search whose trials all ended: Tune's results, the search's MLflow run, its trials' MLflow callback (a resumed
+    search's is Tune's own restored copy: None here) and the leading trials, best first."""
+
+    results: tune.ResultGrid
+    parent_run_id: str
+    mlflow: MLflowTrialsCallback | None
+    leaders: list[outcome.Leader]
+
+
 def run(search: PreparedSearch) -> int:
     """Search, then evaluate the best trial on the test set and register it. Exit code 130 when interrupted."""
+    # The evaluator's process loads its libraries while the trials train.
+    evaluator = start_champion_evaluator(search.settings.tracking_uri)
+    finished = search_trials(search, train_cnn)
+    return finished if isinstance(finished, int) else crown_champion(search, finished, evaluator)
+
+
+def search_trials(search: PreparedSearch, trial_function: TrialFunction) -> FinishedSearch | int:
+    """Run the search's trials with `trial_function` until the search ends; its leaders, or the exit code of a search
+    that was interrupted (130) or left no trial to choose from (1)."""
     settings, dataset = search.settings, search.dataset
     train, validation = training_splits(dataset.train, settings)
     # Trials fit their epochs to the budget's end. A resumed search has only what Tune kept of its budget, which
@@ -107,10 +134,11 @@ def run(search: PreparedSearch) -> int:
     new_budget = settings.time_budget_s is not None and search.space is not None
     deadline = time.time() + settings.time_budget_s if new_budget else None
     trainable = tune.with_resources(
-        tune.with_parameters(train_cnn, train=train, validation=validation, max_epochs=settings.max_epochs,
+        tune.with_parameters(trial_function, train=train, validation=validation, max_epochs=settings.max_epochs,
                              seed=settings.seed, deadline=deadline),
         {"cpu": search.trial_cpus, "gpu": settings.gpus_per_trial},
     )
+    mlflow = None
     if search.space is None:
         assert search.saved is not None, "a search without a space is a resumed one"
         parent_run_id = search.saved.parent_run_id
@@ -129,9 +157,8 @@ def run(search: PreparedSearch) -> int:
             print(f"warm start: {len(search.warm_start.trials)} trials from {', '.join(settings.warm_start)}, "
                   f"{search.warm_start.skipped} skipped (outside this search's space)")
         print(settings.plan_line(time.time()), flush=True)
-        tuner = _new_tuner(settings, search.space, trainable, search.experiment_id, parent_run_id, inputs, deadline,
-                           search.concurrent_trials)
-    evaluator = start_champion_evaluator(settings.tracking_uri)
+        mlflow = MLflowTrialsCallback(settings.tracking_uri, search.experiment_id, parent_run_id, inputs)
+        tuner = _new_tuner(settings, search.space, trainable, mlflow, deadline, search.concurrent_trials)
     started = time.monotonic()
     results = tuner.fit()
     statuses = outcome.saved_trial_statuses(results.experiment_path)
@@ -150,10 +177,18 @@ def run(search: PreparedSearch) -> int:
     if not leaders:
         print(f"error: no trial kept a checkpoint with a finite {settings.metric}", file=sys.stderr)
         return 1
+    return FinishedSearch(results, parent_run_id, mlflow, leaders)
+
+
+def crown_champion(search: PreparedSearch, finished: FinishedSearch, evaluator: ray.actor.ActorHandle) -> int:
+    """Evaluate the leaders on the test set with `evaluator` (`start_champion_evaluator`), register the champion, finish
+    the search's run and print the summary."""
+    settings, leaders = search.settings, finished.leaders
+    _, validation = training_splits(search.dataset.train, settings)
     try:
         champion = evaluate_and_register_on_cluster(
-            evaluator, [leader.checkpoint for leader in leaders], validation, dataset.test, settings.metric,
-            parent_run_id, settings.model_name,
+            evaluator, [leader.checkpoint for leader in leaders], validation, search.dataset.test, settings.metric,
+            finished.parent_run_id, settings.model_name,
         )
     except (RayActorError, RayTaskError) as error:
         print(f"error: the champion's evaluation failed ({_evaluation_failure(error)}); the trials are kept: evaluate it with "
@@ -161,11 +196,11 @@ def run(search: PreparedSearch) -> int:
               file=sys.stderr)
         return 1
     members = [leader.trial_id for leader in leaders[:champion.members]]
-    parent_run.finish_parent_run(parent_run_id, leaders[0].trial_id, leaders[0].config, members,
-                               {f"champion_{settings.metric}": champion.validation_score})
+    parent_run.finish_parent_run(finished.parent_run_id, leaders[0].trial_id, leaders[0].config, members,
+                                 {f"champion_{settings.metric}": champion.validation_score})
     champion_trials = [trial_number(leader.config) for leader in leaders[:champion.members]]
-    print("\n" + "\n".join(summary_lines(results, settings.metric, settings.mode, champion, champion_trials, parent_run_id,
-                                          settings.tracking_uri)))
+    print("\n" + "\n".join(summary_lines(finished.results, settings.metric, settings.mode, champion, champion_trials,
+                                          finished.parent_run_id, settings.tracking_uri)))
     return 0
 
 
@@ -183,8 +218,8 @@ def training_splits(training: Split, settings: SearchSettings) -> tuple[Split, S
 
 
 def _new_tuner(
-    settings: SearchSettings, space: SearchSpace, trainable: Any, experiment_id: str, parent_run_id: str, inputs: list,
-    deadline: float | None, concurrent_trials: int,
+    settings: SearchSettings, space: SearchSpace, trainable: Any, mlflow: MLflowTrialsCallback, deadline: float | None,
+    concurrent_trials: int,
 ) -> tune.Tuner:
     searcher = StoredStudySearcher(
         settings.study_storage, settings.name, space.optuna_distributions(),
@@ -196,7 +231,7 @@ def _new_tuner(
         grace_period=settings.grace_period, reduction_factor=settings.reduction_factor,
     )
     callbacks: list[tune.Callback] = [
-        MLflowTrialsCallback(settings.tracking_uri, experiment_id, parent_run_id, inputs),
+        mlflow,
         TensorBoardConfusionMatrixCallback(),
     ]
     return tune.Tuner(
@@ -206,6 +241,8 @@ def _new_tuner(
             metric=settings.metric, mode=settings.mode, search_alg=searcher, scheduler=scheduler,
             num_samples=settings.num_samples, max_concurrent_trials=concurrent_trials,
             time_budget_s=settings.time_budget_s, trial_name_creator=trial_name, trial_dirname_creator=trial_name,
+            # A trial starts in the process of one that ended: no new process, no libraries loaded again.
+            reuse_actors=True,
         ),
         run_config=tune.RunConfig(
             name=settings.name,

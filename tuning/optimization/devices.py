@@ -22,8 +22,10 @@ def use_assigned_devices() -> str:
     import tensorflow as tf
 
     cpus = int(ray.get_runtime_context().get_assigned_resources().get("CPU", 0)) or 1
-    tf.config.threading.set_intra_op_parallelism_threads(cpus)
-    tf.config.threading.set_inter_op_parallelism_threads(min(cpus, 2))
+    # A process Tune reuses for another trial (with the same resources) has TensorFlow set up already.
+    if tf.config.threading.get_intra_op_parallelism_threads() != cpus:
+        tf.config.threading.set_intra_op_parallelism_threads(cpus)
+        tf.config.threading.set_inter_op_parallelism_threads(min(cpus, 2))
     return grow_gpu_memory(tf.config.list_physical_devices("GPU"))
 
 
@@ -32,7 +34,8 @@ def grow_gpu_memory(gpus: Sequence[tf.config.PhysicalDevice]) -> str:
     import tensorflow as tf
 
     for gpu in gpus:
-        tf.config.experimental.set_memory_growth(gpu, True)
+        if not tf.config.experimental.get_memory_growth(gpu):
+            tf.config.experimental.set_memory_growth(gpu, True)
     if not gpus:
         return CPU_DEVICE
     names = [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name) for gpu in gpus]

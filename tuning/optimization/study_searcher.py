@@ -10,6 +10,11 @@ An epoch reported twice (Tune runs it again when it restores a crashed driver's 
 can lag what the trials reported) keeps its first value, as in MLflow, and never reopens a finished trial.
 With a deadline (the time budget's end), it starts no trial once even the fastest epoch seen could not end
 before it: a trial that never reports would only leave an empty run behind.
+
+The search is its study's one writer, so TPE reads an in-memory copy (Optuna's `InMemoryStorage`), loaded from the
+database when the searcher opens, and every change is written to both, the database first. An ask then costs TPE's
+own work and one insert, not a re-read of every unfinished trial from the database, which grows with the trials
+running at once.
 """
 
 from __future__ import annotations
@@ -53,13 +58,19 @@ class StoredStudySearcher(Searcher):
         """Tune trial id -> Optuna trial number: saved with the experiment, so a resumed search tells the same trials."""
         self._storage: optuna.storages.BaseStorage | None = None
         self._study: optuna.Study | None = None
+        """The in-memory copy TPE samples from; `_storage` is the database."""
+        self._memory: optuna.storages.InMemoryStorage | None = None
+        self._stored_count = 0
+        """Trials the database held when the searcher opened it: a smaller number is a trial written before."""
+        self._stored_ids: dict[int, int] = {}
+        """Optuna trial number -> the trial's id in the database, as it is first needed."""
         self._deadline = deadline
         """`time.time()` at the budget's end; not pickled: a resumed search has a budget of its own."""
         self._fastest_epoch_s: float | None = None
 
     @property
     def study(self) -> optuna.Study:
-        """The stored study, opened on first use."""
+        """The study as this searcher holds it (a copy of the stored one, in memory), opened on first use."""
         return self._open()[1]
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
@@ -69,9 +80,10 @@ class StoredStudySearcher(Searcher):
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         if self.no_time_for_an_epoch():
             return Searcher.FINISHED
-        trial = retrying(lambda: self.study.ask(self._distributions))
+        trial = self.study.ask(self._distributions)
+        trial.set_user_attr(stored_study.TUNE_TRIAL_ID_ATTR, trial_id)
+        retrying(lambda: self._store_started(self._in_memory(trial.number)))
         self._trial_numbers[trial_id] = trial.number
-        retrying(lambda: trial.set_user_attr(stored_study.TUNE_TRIAL_ID_ATTR, trial_id))
         return {**trial.params, TRIAL_NUMBER_KEY: trial.number}
 
     def no_time_for_an_epoch(self) -> bool:
@@ -96,25 +108,67 @@ class StoredStudySearcher(Searcher):
         retrying(lambda: self._tell_end(self._trial_numbers[trial_id], error))
 
     def _store_intermediate_value(self, number: int, step: int, value: float) -> None:
-        storage = self._open()[0]
-        study_id = storage.get_study_id_from_name(self._study_name)
-        storage_trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, number)
-        told = storage.get_trial(storage_trial_id)
+        told = self._in_memory(number)
         if told.state.is_finished() or step in told.intermediate_values:
             return  # an epoch Tune ran again after restoring a crashed driver's older state: its first report stands
-        storage.set_trial_intermediate_value(storage_trial_id, step, value)
+        self._open()[0].set_trial_intermediate_value(self._stored_id(number), step, value)
+        self._memory_storage().set_trial_intermediate_value(self._memory_id(number), step, value)
 
     def _tell_end(self, number: int, error: bool) -> None:
-        trial = self.study.get_trials(deepcopy=False)[number]
+        trial = self._in_memory(number)
         if trial.state.is_finished():
             return
-        if error or not trial.intermediate_values:
+        if error or not trial.intermediate_values or trial.last_step is None:
+            self._open()[0].set_trial_state_values(self._stored_id(number), TrialState.FAIL)
             self.study.tell(number, state=TrialState.FAIL)
-        elif trial.last_step is not None and trial.last_step >= self._max_epochs:
+        elif trial.last_step >= self._max_epochs:
             best = (max if self.mode == "max" else min)(trial.intermediate_values.values())
+            self._open()[0].set_trial_state_values(self._stored_id(number), TrialState.COMPLETE, [best])
             self.study.tell(number, best)
-        else:
+        else:  # Optuna's own tell gives a pruned trial its last epoch's value
+            last = trial.intermediate_values[trial.last_step]
+            self._open()[0].set_trial_state_values(self._stored_id(number), TrialState.PRUNED, [last])
             self.study.tell(number, state=TrialState.PRUNED)
+
+    def _store_started(self, trial: optuna.trial.FrozenTrial) -> None:
+        """Write a trial just asked for, with its Tune trial id, to the database: a queued one (a point to evaluate)
+        takes its settings and starts; a new one is added, and must get the number it has in memory."""
+        storage, _ = self._open()
+        if trial.number < self._stored_count:
+            stored_id = self._stored_id(trial.number)
+            started = storage.set_trial_state_values(stored_id, TrialState.RUNNING)
+            for name, value in trial.params.items():
+                distribution = trial.distributions[name]
+                storage.set_trial_param(stored_id, name, distribution.to_internal_repr(value), distribution)
+            storage.set_trial_user_attr(stored_id, stored_study.TUNE_TRIAL_ID_ATTR, trial.user_attrs[stored_study.TUNE_TRIAL_ID_ATTR])
+        elif trial.number not in self._stored_ids:  # not written yet (a retried write may have been)
+            stored_id = storage.create_new_trial(storage.get_study_id_from_name(self._study_name), template_trial=trial)
+            self._stored_ids[trial.number] = stored_id
+            started = storage.get_trial_number_from_id(stored_id) == trial.number
+        else:
+            stored_id, started = self._stored_ids[trial.number], True
+        if not started:
+            raise stored_study.StudyError(f"study {self._study_name}: another process changed its trials while this "
+                                          "search ran; a study takes one search at a time")
+
+    def _in_memory(self, number: int) -> optuna.trial.FrozenTrial:
+        return self._memory_storage().get_trial(self._memory_id(number))
+
+    def _memory_id(self, number: int) -> int:
+        memory = self._memory_storage()
+        return memory.get_trial_id_from_study_id_trial_number(memory.get_study_id_from_name(self._study_name), number)
+
+    def _memory_storage(self) -> optuna.storages.InMemoryStorage:
+        self._open()
+        assert self._memory is not None, "opened"
+        return self._memory
+
+    def _stored_id(self, number: int) -> int:
+        if number not in self._stored_ids:
+            storage = self._open()[0]
+            self._stored_ids[number] = storage.get_trial_id_from_study_id_trial_number(
+                storage.get_study_id_from_name(self._study_name), number)
+        return self._stored_ids[number]
 
     def save(self, checkpoint_path: str) -> None:
         Path(checkpoint_path).write_text(json.dumps({"trial_numbers": self._trial_numbers}))
@@ -125,21 +179,26 @@ class StoredStudySearcher(Searcher):
         known = set(self._trial_numbers.values())
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             if trial.number not in known:
-                self.study.tell(trial.number, state=TrialState.FAIL)
+                retrying(lambda number=trial.number: self._tell_end(number, error=True))
 
     def __getstate__(self) -> dict[str, Any]:
         """Tune pickles the searcher with the experiment: without its database connection."""
-        return {**self.__dict__, "_storage": None, "_study": None, "_deadline": None}
+        return {**self.__dict__, "_storage": None, "_study": None, "_memory": None, "_stored_ids": {}, "_deadline": None}
 
     def _open(self) -> tuple[optuna.storages.BaseStorage, optuna.Study]:
-        """Connect once; TPE is seeded by the seed and how many trials the study already holds (a resumed
-        search does not replay its first suggestions)."""
+        """Connect once and copy the stored study into memory; TPE is seeded by the seed and how many trials the study
+        already holds (a resumed search does not replay its first suggestions)."""
         if self._storage is None or self._study is None:
-            self._storage = stored_study.open_storage(self._storage_url)
-            existing = len(optuna.load_study(study_name=self._study_name, storage=self._storage).trials)
-            sampler = optuna.samplers.TPESampler(seed=self._seed + existing, n_startup_trials=self._startup_trials,
+            storage = stored_study.open_storage(self._storage_url)
+            stored = retrying(lambda: optuna.load_study(study_name=self._study_name, storage=storage))
+            trials = retrying(lambda: stored.get_trials(deepcopy=False))
+            sampler = optuna.samplers.TPESampler(seed=self._seed + len(trials), n_startup_trials=self._startup_trials,
                                                  multivariate=True, constant_liar=True)
-            self._study = optuna.load_study(study_name=self._study_name, storage=self._storage, sampler=sampler)
+            self._memory = optuna.storages.InMemoryStorage()
+            self._study = optuna.create_study(storage=self._memory, study_name=self._study_name, sampler=sampler,
+                                              directions=stored.directions)
+            self._study.add_trials(trials)
+            self._storage, self._stored_count = storage, len(trials)
         return self._storage, self._study
 
 

@@ -49,6 +49,7 @@ def train_cnn(
     from fmnist.model import learning_rate_callbacks, one_hot
 
     device = use_assigned_devices()
+    keras.backend.clear_session()  # a reused process lets go of the previous trial's model
     keras.utils.set_random_seed(seed)
     model_config = ModelConfig.from_dict(config)
     model, finished_epochs, planned = _restore_or_build(model_config, max_epochs)

@@ -35,6 +35,13 @@ class MLflowTrialsCallback(LoggerCallback):
         self._tracking_uri = tracking_uri
         self._devices: dict[str, str] = {}
         """Trial id -> the device its run's tag names: the tag is sent again only when a restart moves the trial."""
+        self.drain_s = 0.0
+        """How long the experiment's end waited for the queued writes."""
+
+    @property
+    def peak_backlog(self) -> int:
+        """The most writes that were queued for MLflow at once."""
+        return self._outbox.peak_backlog
 
     @property
     def run_ids(self) -> dict[str, str]:
@@ -64,7 +71,9 @@ class MLflowTrialsCallback(LoggerCallback):
         if self._outbox.pending():
             print(f"sending {len(self._outbox.pending())} queued writes to MLflow at {self._tracking_uri}",
                   file=sys.stderr, flush=True)
+        started = time.monotonic()
         self.flush()
+        self.drain_s = time.monotonic() - started
 
     def flush(self, timeout_s: float | None = None) -> bool:
         """Wait until every queued write reached MLflow; True when none is left."""

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import collections
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from mlflow.entities import DatasetInput, Param, RunTag
@@ -57,12 +59,15 @@ class MlflowOutbox:
         self._logged_epochs: dict[str, int] = {}
         """Trial id -> the last epoch its run held when the trial (re)started: later writes up to it are replays."""
         self._pending: collections.deque[TrialWrite] = collections.deque()
+        self.peak_backlog = 0
+        """The most writes ever queued at once."""
         self._set_up_sender()
 
     def put(self, write: TrialWrite) -> None:
         """Queue a write; the sender thread starts on the first one."""
         with self._lock:
             self._pending.append(write)
+            self.peak_backlog = max(self.peak_backlog, len(self._pending))
         self._wake_sender()
 
     def flush(self, timeout_s: float | None = None) -> bool:
@@ -151,7 +156,10 @@ class MlflowOutbox:
         if write.kind == "metrics":
             client.log_batch(run_id, metrics=write.payload)
         elif write.kind == "image":
-            client.log_image(run_id, write.payload.draw(), artifact_file=write.payload.artifact_file)
+            with tempfile.TemporaryDirectory() as folder:
+                image = Path(folder) / PurePosixPath(write.payload.artifact_file).name
+                image.write_bytes(write.payload.png())
+                client.log_artifact(run_id, str(image), artifact_path=str(PurePosixPath(write.payload.artifact_file).parent))
         elif write.kind == "tags":
             client.log_batch(run_id, tags=[RunTag(name, value) for name, value in write.payload.items()])
         elif write.kind == "end":

@@ -8,7 +8,8 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any
 
 from ray.tune.logger import LoggerCallback
-from tensorboardX import SummaryWriter
+from tensorboardX import FileWriter
+from tensorboardX.proto.summary_pb2 import Summary
 
 from tuning.tracking.confusion_images import ConfusionImage, epoch_confusion_image
 
@@ -27,7 +28,7 @@ class TensorBoardConfusionMatrixCallback(LoggerCallback):
     """
 
     def __init__(self) -> None:
-        self._writers: dict[str, SummaryWriter] = {}
+        self._writers: dict[str, FileWriter] = {}
         self._writer_thread: ThreadPoolExecutor | None = None
 
     def log_trial_result(self, iteration: int, trial: Trial, result: dict) -> None:
@@ -55,8 +56,12 @@ class TensorBoardConfusionMatrixCallback(LoggerCallback):
 
     def _write(self, trial_id: str, log_dir: str, image: ConfusionImage) -> None:
         if trial_id not in self._writers:
-            self._writers[trial_id] = SummaryWriter(log_dir, filename_suffix=".confusion_matrix")
-        self._writers[trial_id].add_image(IMAGE_TAG, image.draw(), global_step=image.epoch, dataformats="HWC")
+            self._writers[trial_id] = FileWriter(log_dir, filename_suffix=".confusion_matrix")
+        # The PNG the MLflow callback sends too, as TensorBoard's image summary: encoded once for both.
+        height, width = image.size
+        summary = Summary(value=[Summary.Value(tag=IMAGE_TAG, image=Summary.Image(
+            height=height, width=width, colorspace=3, encoded_image_string=image.png()))])
+        self._writers[trial_id].add_summary(summary, global_step=image.epoch)
         self._writers[trial_id].flush()
 
     def _close(self, trial_id: str) -> None:
