@@ -87,6 +87,8 @@ class Audit:
     study_trials_missing: int
     study_trials_duplicated: int
     study_epochs_missing: int
+    processes: int
+    """Trial processes the trials ran in (Tune reuses a finished trial's process for the next)."""
 
     @property
     def lost(self) -> int:
@@ -292,6 +294,7 @@ def audit_search(finished: driver.FinishedSearch, place: Services, name: str) ->
     """Every Tune trial's results against its MLflow run's metric points and its study trial's epochs."""
     epochs: dict[str, int] = {}
     keys: dict[str, set[str]] = {}
+    processes = {(result.metrics["node_ip"], result.metrics["pid"]) for result in finished.results}
     for result in finished.results:
         trial_id = str(result.metrics["trial_id"])
         epochs[trial_id] = int(result.metrics[STEP_KEY])
@@ -308,7 +311,7 @@ def audit_search(finished: driver.FinishedSearch, place: Services, name: str) ->
                          for trial_id, count in epochs.items() if trial_id in by_trial)
     return Audit(len(epochs), sum(epochs.values()), runs_missing, runs_duplicated,
                  sum(epochs[t] * len(keys[t]) for t in epochs), points_missing, points_duplicated,
-                 study_missing, study_duplicated, epochs_missing)
+                 study_missing, study_duplicated, epochs_missing, len(processes))
 
 
 def mlflow_audit(parent_run_id: str, place: Services, epochs: dict[str, int], keys: dict[str, set[str]]) -> tuple[int, int, int, int]:
@@ -353,6 +356,7 @@ def main() -> int:
     options = parser.parse_args()
     library_output.quiet_environment()  # as `python -m tuning.search` starts
     library_output.hide_library_lines()
+    library_output.quiet_loggers()
     levels = [int(level) for level in options.concurrency.split(",")]
     sweep: list[Measured] = []
     study: Measured | None = None
@@ -379,7 +383,7 @@ def print_row(measured: Measured, header: bool) -> None:
     print(f"{measured.concurrency:>10} {measured.audit.trials:>6} {measured.epochs:>6} {measured.wall_s:>7.1f} "
           f"{measured.minimal_s:>9.1f} {measured.overhead:>7.2f}x {measured.trials_per_hour / measured.concurrency:>17.0f} "
           f"{percentile_ms(asks, 50):>6.0f}ms {percentile_ms(asks, 99):>6.0f}ms {measured.driver_cpu_s / measured.epochs * 1000:>15.1f}ms "
-          f"{measured.audit.lost:>4} {measured.audit.duplicated:>4}", flush=True)
+          f"{measured.audit.processes:>9} {measured.audit.lost:>4} {measured.audit.duplicated:>4}", flush=True)
 
 
 def ask_bands(measured: Measured, band: int) -> list[tuple[int, float, float]]:
