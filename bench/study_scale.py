@@ -15,18 +15,17 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import uuid
 from collections import defaultdict
 
 import numpy as np
 import psycopg2
+from scale import POSTGRES, fresh_database  # bench/ is this script's folder
 
 from tuning.optimization import stored_study
 from tuning.optimization.space import DEFAULT_SPACE_FILE, load_space
 from tuning.optimization.study_searcher import StoredStudySearcher
 from tuning.optimization.synthetic_trial import best_possible, learning_curve
 
-POSTGRES = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 RUNGS, REDUCTION, MAX_EPOCHS = (1, 3), 3, 9
 ASK_P99_TARGET_S = 0.5
 
@@ -43,17 +42,8 @@ def main() -> int:
     parser.add_argument("--concurrent", type=int, default=16, help="trials open at once (default: 16)")
     parser.add_argument("--band", type=int, default=250, help="study sizes per row (default: 250)")
     options = parser.parse_args()
-    database = f"fmnist_scale_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(dbname="postgres", **POSTGRES)
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{database}"')
-    try:
+    with fresh_database("fmnist_study_scale") as database:
         return measure(options, database)
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        admin.close()
 
 
 def measure(options: argparse.Namespace, database: str) -> int:

@@ -12,35 +12,28 @@ With a deadline (the time budget's end), it starts no trial once even the fastes
 before it: a trial that never reports would only leave an empty run behind.
 
 The search is its study's one writer, so TPE reads an in-memory copy (Optuna's `InMemoryStorage`), loaded from the
-database when the searcher opens, and every change is written to both, the database first. An ask then costs TPE's
-own work and one insert, not a re-read of every unfinished trial from the database, which grows with the trials
-running at once.
+database when the searcher opens; every change goes to the copy at once and to the database through an ordered
+queue sent by a thread of its own (`tuning.optimization.study_writer`), which Tune's saves of the experiment wait for.
+An ask costs TPE's own work: no re-read of every unfinished trial, and no database round trip in Tune's loop.
 """
 
 from __future__ import annotations
 
+import copy
 import json
-import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import optuna
 from optuna.distributions import BaseDistribution
 from optuna.trial import TrialState
 from ray.tune.result import TIME_THIS_ITER_S, TRAINING_ITERATION
 from ray.tune.search import Searcher
-from sqlalchemy.exc import DBAPIError, OperationalError
 
 from tuning.optimization import epoch_plan, stored_study
 from tuning.optimization.objective import TRIAL_NUMBER_KEY
-from tuning.runtime.error_text import first_line
-
-Result = TypeVar("Result")
-RETRY_AFTER_S = (1.0, 2.0, 3.0, 5.0, 5.0, 10.0, 10.0, 10.0, 15.0, 15.0, 15.0, 15.0)
-"""Waits between attempts at a study-database call while the database is unreachable (about 2 minutes in
-all: a PostgreSQL restart takes seconds). Trials keep training meanwhile; only Tune's bookkeeping waits."""
+from tuning.optimization.study_writer import StudyWriter, retrying
 
 
 class StoredStudySearcher(Searcher):
@@ -67,6 +60,14 @@ class StoredStudySearcher(Searcher):
         self._deadline = deadline
         """`time.time()` at the budget's end; not pickled: a resumed search has a budget of its own."""
         self._fastest_epoch_s: float | None = None
+        self._study_writer: StudyWriter | None = None
+
+    @property
+    def _writer(self) -> StudyWriter:
+        """The queue of database writes, made on first use (a pickled searcher has none)."""
+        if self._study_writer is None:
+            self._study_writer = StudyWriter()
+        return self._study_writer
 
     @property
     def study(self) -> optuna.Study:
@@ -80,9 +81,11 @@ class StoredStudySearcher(Searcher):
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         if self.no_time_for_an_epoch():
             return Searcher.FINISHED
+        self._writer.raise_failure()
         trial = self.study.ask(self._distributions)
         trial.set_user_attr(stored_study.TUNE_TRIAL_ID_ATTR, trial_id)
-        retrying(lambda: self._store_started(self._in_memory(trial.number)))
+        started = copy.deepcopy(self._in_memory(trial.number))
+        self._writer.put(lambda: self._store_started(started))
         self._trial_numbers[trial_id] = trial.number
         return {**trial.params, TRIAL_NUMBER_KEY: trial.number}
 
@@ -98,37 +101,37 @@ class StoredStudySearcher(Searcher):
             fastest = self._fastest_epoch_s
             self._fastest_epoch_s = float(epoch_s) if fastest is None else min(float(epoch_s), fastest)
         if trial_id in self._trial_numbers and value is not None and step is not None:
-            retrying(lambda: self._store_intermediate_value(self._trial_numbers[trial_id], int(step), float(value)))
+            self._store_intermediate_value(self._trial_numbers[trial_id], int(step), float(value))
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         if trial_id not in self._trial_numbers:
             return
         if result and not error:  # a result that ends the trial comes here, not to on_trial_result
             self.on_trial_result(trial_id, result)
-        retrying(lambda: self._tell_end(self._trial_numbers[trial_id], error))
+        self._tell_end(self._trial_numbers[trial_id], error)
 
     def _store_intermediate_value(self, number: int, step: int, value: float) -> None:
         told = self._in_memory(number)
         if told.state.is_finished() or step in told.intermediate_values:
             return  # an epoch Tune ran again after restoring a crashed driver's older state: its first report stands
-        self._open()[0].set_trial_intermediate_value(self._stored_id(number), step, value)
         self._memory_storage().set_trial_intermediate_value(self._memory_id(number), step, value)
+        self._writer.put(lambda: self._open()[0].set_trial_intermediate_value(self._stored_id(number), step, value))
 
     def _tell_end(self, number: int, error: bool) -> None:
         trial = self._in_memory(number)
         if trial.state.is_finished():
             return
+        values: list[float] | None = None
         if error or not trial.intermediate_values or trial.last_step is None:
-            self._open()[0].set_trial_state_values(self._stored_id(number), TrialState.FAIL)
-            self.study.tell(number, state=TrialState.FAIL)
+            state = TrialState.FAIL
+            self.study.tell(number, state=state)
         elif trial.last_step >= self._max_epochs:
-            best = (max if self.mode == "max" else min)(trial.intermediate_values.values())
-            self._open()[0].set_trial_state_values(self._stored_id(number), TrialState.COMPLETE, [best])
-            self.study.tell(number, best)
+            state, values = TrialState.COMPLETE, [(max if self.mode == "max" else min)(trial.intermediate_values.values())]
+            self.study.tell(number, values[0])
         else:  # Optuna's own tell gives a pruned trial its last epoch's value
-            last = trial.intermediate_values[trial.last_step]
-            self._open()[0].set_trial_state_values(self._stored_id(number), TrialState.PRUNED, [last])
-            self.study.tell(number, state=TrialState.PRUNED)
+            state, values = TrialState.PRUNED, [trial.intermediate_values[trial.last_step]]
+            self.study.tell(number, state=state)
+        self._writer.put(lambda: self._open()[0].set_trial_state_values(self._stored_id(number), state, values))
 
     def _store_started(self, trial: optuna.trial.FrozenTrial) -> None:
         """Write a trial just asked for, with its Tune trial id, to the database: a queued one (a point to evaluate)
@@ -171,7 +174,19 @@ class StoredStudySearcher(Searcher):
         return self._stored_ids[number]
 
     def save(self, checkpoint_path: str) -> None:
+        """Tune saves the searcher with the experiment's state: the database holds every write by then, so a search
+        resumed from this state finds the trials it names."""
+        self.flush()
         Path(checkpoint_path).write_text(json.dumps({"trial_numbers": self._trial_numbers}))
+
+    def flush(self) -> None:
+        """Wait until the database holds every write made so far."""
+        self._writer.flush()
+
+    @property
+    def writes_peak_backlog(self) -> int:
+        """The most database writes that were queued at once."""
+        return self._writer.peak_backlog
 
     def restore(self, checkpoint_path: str) -> None:
         """Take back the trial map; a trial asked for but never started before the driver died is failed."""
@@ -179,11 +194,13 @@ class StoredStudySearcher(Searcher):
         known = set(self._trial_numbers.values())
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             if trial.number not in known:
-                retrying(lambda number=trial.number: self._tell_end(number, error=True))
+                self._tell_end(trial.number, error=True)
+        self.flush()
 
     def __getstate__(self) -> dict[str, Any]:
         """Tune pickles the searcher with the experiment: without its database connection."""
-        return {**self.__dict__, "_storage": None, "_study": None, "_memory": None, "_stored_ids": {}, "_deadline": None}
+        return {**self.__dict__, "_storage": None, "_study": None, "_memory": None, "_stored_ids": {}, "_deadline": None,
+                "_study_writer": None}
 
     def _open(self) -> tuple[optuna.storages.BaseStorage, optuna.Study]:
         """Connect once and copy the stored study into memory; TPE is seeded by the seed and how many trials the study
@@ -200,25 +217,3 @@ class StoredStudySearcher(Searcher):
             self._study.add_trials(trials)
             self._storage, self._stored_count = storage, len(trials)
         return self._storage, self._study
-
-
-def retrying(call: Callable[[], Result], waits: tuple[float, ...] = RETRY_AFTER_S) -> Result:
-    """`call()`, called again after each wait in `waits` while the study database cannot be reached."""
-    for wait in waits:
-        try:
-            return call()
-        except (optuna.exceptions.StorageInternalError, DBAPIError) as error:
-            lost = lost_connection(error)
-            if lost is None:
-                raise
-            print(f"study database unreachable ({lost:.120}); trying again in {wait:g} s", file=sys.stderr, flush=True)
-            time.sleep(wait)
-    return call()
-
-
-def lost_connection(error: Exception) -> str | None:
-    """The first line of a lost or refused database connection behind `error` (Optuna wraps SQLAlchemy's), else None."""
-    cause = error if isinstance(error, DBAPIError) else error.__cause__
-    if isinstance(cause, DBAPIError) and (cause.connection_invalidated or isinstance(cause, OperationalError)):
-        return first_line(cause.orig) if cause.orig is not None else type(cause).__name__
-    return None
