@@ -183,11 +183,6 @@ class StoredStudySearcher(Searcher):
         """Wait until the database holds every write made so far."""
         self._writer.flush()
 
-    @property
-    def writes_peak_backlog(self) -> int:
-        """The most database writes that were queued at once."""
-        return self._writer.peak_backlog
-
     def restore(self, checkpoint_path: str) -> None:
         """Take back the trial map; a trial asked for but never started before the driver died is failed."""
         self._trial_numbers = json.loads(Path(checkpoint_path).read_text())["trial_numbers"]

@@ -33,8 +33,6 @@ class StudyWriter:
         self._writes: queue.Queue[Callable[[], object]] = queue.Queue()
         self._failure: Exception | None = None
         self._thread: threading.Thread | None = None
-        self.peak_backlog = 0
-        """The most writes ever queued at once."""
 
     def put(self, write: Callable[[], object]) -> None:
         """Queue `write`; raises the failure of an earlier write, if one failed for good."""
@@ -43,7 +41,6 @@ class StudyWriter:
             self._thread = threading.Thread(target=self._send, name="study-writer", daemon=True)
             self._thread.start()
         self._writes.put(write)
-        self.peak_backlog = max(self.peak_backlog, self._writes.qsize())
 
     def flush(self) -> None:
         """Wait until every queued write is sent; raises the failure of one that could not be."""
