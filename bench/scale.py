@@ -47,7 +47,7 @@ from tuning.optimization import stored_study
 from tuning.optimization.objective import STEP_KEY, TRIAL_NUMBER_KEY
 from tuning.optimization.study_searcher import StoredStudySearcher
 from tuning.optimization.synthetic_trial import sleeping_trial
-from tuning.runtime import library_output
+from tuning.runtime import cluster, library_output
 from tuning.tracking.mlflow_callback import numeric_metrics
 
 POSTGRES = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
@@ -115,6 +115,8 @@ class Measured:
     connections: dict[str, int]
     asks: list[tuple[int, float]] = field(default_factory=list)
     tells: list[tuple[int, float]] = field(default_factory=list)
+    bare_tune_overhead: float | None = None
+    """The same trials' overhead with Tune alone (`--bare-tune`), when measured."""
 
     @property
     def minimal_s(self) -> float:
@@ -187,15 +189,15 @@ def mlflow_server(database: str, folder: Path, workers: int) -> Iterator[str]:
 @contextlib.contextmanager
 def simulated_cluster(nodes: int, cpus_per_node: int) -> Iterator[str]:
     """A head that runs no trial and `nodes` worker nodes of `cpus_per_node` logical CPUs, all on this host."""
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    simulated = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
     try:
         for _ in range(nodes):
-            cluster.add_node(num_cpus=cpus_per_node)
-        cluster.wait_for_nodes()
-        yield cluster.address
+            simulated.add_node(num_cpus=cpus_per_node)
+        simulated.wait_for_nodes()
+        yield simulated.address
     finally:
         ray.shutdown()
-        cluster.shutdown()
+        simulated.shutdown()
 
 
 @contextlib.contextmanager
@@ -296,6 +298,35 @@ def scaled_search(place: Services, name: str, trials: int, concurrency: int, epo
                     asks, tells)
 
 
+def bare_tune_overhead(place: Services, name: str, trials: int, concurrency: int, epoch_s: float, max_epochs: int,
+                       checkpoint_bytes: int = CHECKPOINT_BYTES) -> float:
+    """The same trials with Tune alone, on the same cluster: its random search over the two settings the curve reads,
+    ASHA, its default loggers, reused processes, no study, MLflow or TensorBoard images. Its wall time over its minimal
+    time: the floor that Ray, Tune and this host set under the search's own overhead."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    from fmnist.data import load, stratified_split, stratified_subset
+
+    cluster.connect(place.ray_address)  # as the search joins it
+    dataset = load(place.data_dir)
+    train, validation = stratified_split(stratified_subset(dataset.train, 2000, seed=0), 0.1, seed=0)
+    trainable = tune.with_resources(tune.with_parameters(sleeping_trial(epoch_s, checkpoint_bytes), train=train,
+                                                         validation=validation, max_epochs=max_epochs), {"cpu": 1})
+    started = time.monotonic()
+    results = tune.Tuner(
+        trainable,
+        param_space={"learning_rate": tune.loguniform(1e-4, 1e-2), "filters_1": tune.choice([32, 48, 64])},
+        tune_config=tune.TuneConfig(metric="val_accuracy", mode="max", num_samples=trials, max_concurrent_trials=concurrency,
+                                    scheduler=ASHAScheduler(time_attr=STEP_KEY, max_t=max_epochs, grace_period=1,
+                                                            reduction_factor=3), reuse_actors=True),
+        run_config=tune.RunConfig(name=name, storage_path=str(place.storage_path), verbose=0),
+    ).fit()
+    wall = time.monotonic() - started
+    epochs = sum(int(result.metrics[STEP_KEY]) for result in results)
+    return wall / (epochs * epoch_s / concurrency)
+
+
 def audit_search(finished: driver.FinishedSearch, place: Services, name: str) -> Audit:
     """Every Tune trial's results against its MLflow run's metric points and its study trial's epochs."""
     epochs: dict[str, int] = {}
@@ -359,6 +390,8 @@ def main() -> int:
     parser.add_argument("--cpus-per-node", type=int, default=8, help="logical CPUs of each (default: 8)")
     parser.add_argument("--data-dir", default=None, help="Fashion-MNIST's folder (default: as the search finds it)")
     parser.add_argument("--plot-dir", type=Path, default=None, help="write the two curves as PNG files here")
+    parser.add_argument("--bare-tune", action="store_true",
+                        help="also run each sweep search's trials with Tune alone, and print its overhead beside the search's")
     options = parser.parse_args()
     library_output.quiet_environment()  # as `python -m tuning.search` starts
     library_output.hide_library_lines()
@@ -368,8 +401,14 @@ def main() -> int:
     study: Measured | None = None
     with services(options.nodes, options.cpus_per_node, options.data_dir) as place:
         for level in levels:
+            bare = None
+            if options.bare_tune:
+                bare = bare_tune_overhead(place, f"bare-{level}", options.trials_per_slot * level, level, options.epoch_s,
+                                          options.max_epochs)
+                print(f"{level} concurrent, Tune alone: wall {bare:.2f}x the minimal time", flush=True)
             sweep.append(scaled_search(place, f"sweep-{level}", options.trials_per_slot * level, level, options.epoch_s,
                                        options.max_epochs))
+            sweep[-1].bare_tune_overhead = bare
             print_row(sweep[-1], header=len(sweep) == 1)
         if options.study_trials:
             study = scaled_search(place, "study", options.study_trials, options.study_concurrency, options.epoch_s,
@@ -454,7 +493,11 @@ def plot(sweep: list[Measured], study: Measured | None, folder: Path) -> None:
 
     folder.mkdir(parents=True, exist_ok=True)
     figure, axes = plt.subplots(figsize=(6, 4))
-    axes.plot([m.concurrency for m in sweep], [m.overhead for m in sweep], marker="o", label="measured")
+    axes.plot([m.concurrency for m in sweep], [m.overhead for m in sweep], marker="o", label="the search")
+    bare = [m for m in sweep if m.bare_tune_overhead is not None]
+    if bare:
+        axes.plot([m.concurrency for m in bare], [m.bare_tune_overhead for m in bare], marker="s",
+                  label="Tune alone, same trials")
     axes.axhline(OVERHEAD_TARGET, color="grey", linestyle="--", label=f"target {OVERHEAD_TARGET}x")
     axes.set(xscale="log", xlabel="concurrent trials", ylabel="wall time / minimal time", ylim=(0.9, None),
              title="Search overhead against concurrency")
