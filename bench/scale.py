@@ -487,6 +487,7 @@ def report_targets(sweep: list[Measured], study: Measured | None) -> bool:
 def plot(sweep: list[Measured], study: Measured | None, folder: Path) -> None:
     """`scale_overhead.png` (overhead against concurrency) and `scale_ask_latency.png` (ask latency against study size)."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -502,6 +503,7 @@ def plot(sweep: list[Measured], study: Measured | None, folder: Path) -> None:
     axes.set(xscale="log", xlabel="concurrent trials", ylabel="wall time / minimal time", ylim=(0.9, None),
              title="Search overhead against concurrency")
     axes.set_xticks([m.concurrency for m in sweep], [str(m.concurrency) for m in sweep])
+    axes.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     axes.legend()
     figure.tight_layout()
     figure.savefig(folder / "scale_overhead.png", dpi=100)
