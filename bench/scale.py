@@ -422,7 +422,7 @@ def main() -> int:
 def print_row(measured: Measured, header: bool) -> None:
     if header:
         print(f"{'concurrent':>10} {'trials':>6} {'epochs':>6} {'wall s':>7} {'minimal s':>9} {'overhead':>8} "
-              f"{'trials/h':>8} {'epochs/h per slot':>17} {'ask p50':>8} {'ask p99':>8} {'driver cpu/result':>17} {'lost':>4} {'dup':>4}",
+              f"{'trials/h':>8} {'epochs/h per slot':>17} {'ask p50':>8} {'ask p99':>8} {'driver cpu/result':>17} {'processes':>9} {'lost':>4} {'dup':>4}",
               flush=True)
     asks = [seconds for _, seconds in measured.asks]
     print(f"{measured.concurrency:>10} {measured.audit.trials:>6} {measured.epochs:>6} {measured.wall_s:>7.1f} "
