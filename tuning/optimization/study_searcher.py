@@ -139,7 +139,9 @@ class StoredStudySearcher(Searcher):
         storage, _ = self._open()
         if trial.number < self._stored_count:
             stored_id = self._stored_id(trial.number)
-            started = storage.set_trial_state_values(stored_id, TrialState.RUNNING)
+            # RUNNING already: an earlier attempt of this write started it before the database went away
+            started = (storage.set_trial_state_values(stored_id, TrialState.RUNNING)
+                       or storage.get_trial(stored_id).state == TrialState.RUNNING)
             for name, value in trial.params.items():
                 distribution = trial.distributions[name]
                 storage.set_trial_param(stored_id, name, distribution.to_internal_repr(value), distribution)
