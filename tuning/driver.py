@@ -111,6 +111,8 @@ class FinishedSearch:
     search's is Tune's own restored copy: None here) and the leading trials, best first."""
 
     results: tune.ResultGrid
+    validation: Split
+    """The validation split the trials scored on, which the champion is chosen on."""
     parent_run_id: str
     mlflow: MLflowTrialsCallback | None
     leaders: list[outcome.Leader]
@@ -177,17 +179,16 @@ def search_trials(search: PreparedSearch, trial_function: TrialFunction) -> Fini
     if not leaders:
         print(f"error: no trial kept a checkpoint with a finite {settings.metric}", file=sys.stderr)
         return 1
-    return FinishedSearch(results, parent_run_id, mlflow, leaders)
+    return FinishedSearch(results, validation, parent_run_id, mlflow, leaders)
 
 
 def crown_champion(search: PreparedSearch, finished: FinishedSearch, evaluator: ray.actor.ActorHandle) -> int:
     """Evaluate the leaders on the test set with `evaluator` (`start_champion_evaluator`), register the champion, finish
     the search's run and print the summary."""
     settings, leaders = search.settings, finished.leaders
-    _, validation = training_splits(search.dataset.train, settings)
     try:
         champion = evaluate_and_register_on_cluster(
-            evaluator, [leader.checkpoint for leader in leaders], validation, search.dataset.test, settings.metric,
+            evaluator, [leader.checkpoint for leader in leaders], finished.validation, search.dataset.test, settings.metric,
             finished.parent_run_id, settings.model_name,
         )
     except (RayActorError, RayTaskError) as error:
