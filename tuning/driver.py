@@ -34,6 +34,7 @@ from tuning.optimization.study_searcher import StoredStudySearcher
 from tuning.optimization.trainable import train_cnn
 from tuning.runtime import cluster
 from tuning.runtime.error_text import first_line
+from tuning.runtime.unsaved_trials import set_aside_unsaved_trial_folders
 from tuning.saved_search import SavedSearch, SavedSearchError, check_storage_writable
 from tuning.settings import UNTIL_BUDGET, SearchSettings, SettingsError
 from tuning.tracking import parent_run
@@ -144,6 +145,9 @@ def search_trials(search: PreparedSearch, trial_function: TrialFunction) -> Fini
     if search.space is None:
         assert search.saved is not None, "a search without a space is a resumed one"
         parent_run_id = search.saved.parent_run_id
+        for folder in set_aside_unsaved_trial_folders(settings.experiment_path):
+            print(f"{folder}: started after the interrupted search's last save; its files moved to interrupted-*/, "
+                  "the trial starts again", file=sys.stderr)
         tuner = tune.Tuner.restore(settings.experiment_path, trainable, resume_errored=True)
         parent_run.set_parent_run_status(parent_run_id, "RUNNING")
     else:

@@ -33,7 +33,7 @@ class SavedSearch:
 
     def save(self) -> None:
         """Write the record into the search's folder (a local path or a storage URI)."""
-        filesystem, path = pyarrow.fs.FileSystem.from_uri(_as_uri(self.settings.experiment_path))
+        filesystem, path = pyarrow.fs.FileSystem.from_uri(as_uri(self.settings.experiment_path))
         filesystem.create_dir(path, recursive=True)
         record = {"settings": self.settings.to_dict(), "parent_run_id": self.parent_run_id,
                   "dataset_digest": self.dataset_digest}
@@ -43,7 +43,7 @@ class SavedSearch:
     @classmethod
     def load(cls, experiment_path: str) -> SavedSearch:
         """The record of the search at `experiment_path`, or SavedSearchError naming where it looked."""
-        filesystem, path = pyarrow.fs.FileSystem.from_uri(_as_uri(experiment_path))
+        filesystem, path = pyarrow.fs.FileSystem.from_uri(as_uri(experiment_path))
         where = f"{experiment_path}/{STATE_FILE}"
         try:
             with filesystem.open_input_stream(f"{path}/{STATE_FILE}") as stream:
@@ -84,5 +84,6 @@ def check_storage_writable(storage_path: str) -> None:
         raise SettingsError(f"--storage-path {storage_path}: cannot create a folder in {existing} ({error.strerror})") from None
 
 
-def _as_uri(path: str) -> str:
+def as_uri(path: str) -> str:
+    """A storage path as pyarrow takes it: a URI as given, a local path as `file://`."""
     return path if "://" in path else f"file://{path}"

@@ -152,7 +152,7 @@ def resume_with_nothing_lost(name: str) -> None:
     states = [trial["state"] for trial in dashboard_study(name)["trials"]]
     finished = [state for state in states if state in ("Complete", "Pruned")]
     assert len(finished) == len(tune_epochs(name)) == 4, states  # the same study: one finished Optuna trial per Tune trial
-    assert set(states) <= {"Complete", "Pruned", "Fail"}, states  # at most an orphan asked for and never started, marked FAIL
+    assert set(states) <= {"Complete", "Pruned"}, states  # a trial started after the last save was taken up, not failed
 
 
 def alive_ray_nodes() -> int:

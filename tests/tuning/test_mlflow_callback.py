@@ -135,3 +135,30 @@ def test_an_epoch_run_again_after_a_driver_crash_keeps_its_first_values(store: t
     again = client.download_artifacts(run_id, "confusion_matrix/epoch_002.png", str(Path(uri[len("sqlite:///"):]).parent / "again"))
     assert Path(again).read_bytes() == first_image_bytes
     assert client.get_run(run_id).info.status == "FINISHED"
+
+
+def test_a_trial_taking_up_a_crashed_drivers_orphan_goes_on_in_its_run(store: tuple[str, str, str]) -> None:
+    """The driver started a trial after its last save and died: the resumed search's new trial takes up the orphan's
+    name (its Optuna trial) and continues its run, which ends FINISHED under the new trial's id."""
+    uri, experiment_id, parent_run_id = store
+    orphan = Trial("train_cnn", config={"seed": 4}, trial_id="eee00005", stub=True, trial_name_creator=lambda _: "trial-7")
+    crashed = MLflowTrialsCallback(uri, experiment_id, parent_run_id, inputs=[])
+    saved_state = pickle.loads(pickle.dumps(crashed.get_state()))
+    crashed.log_trial_start(orphan)
+    crashed.log_trial_result(1, orphan, _result(1, 0.6))
+    assert crashed.flush(timeout_s=60)
+
+    successor = Trial("train_cnn", config={"seed": 4}, trial_id="fff00006", stub=True, trial_name_creator=lambda _: "trial-7")
+    resumed = MLflowTrialsCallback(uri, experiment_id, parent_run_id, inputs=[])
+    resumed.set_state(saved_state)
+    resumed.log_trial_start(successor)
+    resumed.log_trial_result(1, successor, _result(1, 0.5))
+    resumed.log_trial_result(2, successor, _result(2, 0.7))
+    resumed.log_trial_end(successor)
+    assert resumed.flush(timeout_s=60)
+
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([experiment_id], filter_string=f"tags.`{PARENT_RUN_TAG}` = '{parent_run_id}'")
+    assert run.info.run_name == "trial-7" and run.info.status == "FINISHED" and run.data.tags["trial_id"] == "fff00006"
+    assert [(point.step, point.value) for point in client.get_metric_history(run.info.run_id, "val_accuracy")] == [
+        (1, 0.6), (2, 0.7)]

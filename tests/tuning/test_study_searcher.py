@@ -96,24 +96,32 @@ def test_stopped_trials_are_pruned_and_finished_ones_complete_at_their_best(sear
             assert trial.value == trial.intermediate_values[trial.last_step]
 
 
-def test_restored_searcher_keeps_its_trials_and_fails_orphans(tmp_path: Path) -> None:
+def test_restored_searcher_keeps_its_trials_and_gives_orphans_to_its_next_trials(tmp_path: Path) -> None:
     url, storage = _new_study(tmp_path)
     searcher = _searcher(url)
     first = searcher.suggest("trial_a")
     searcher.on_trial_result("trial_a", {"val_accuracy": 0.5, "training_iteration": 1})
     searcher.save(str(tmp_path / "searcher-state.json"))
-    searcher.suggest("asked_after_the_last_save")  # the driver dies before saving this one, once it reached the database
+    orphan = searcher.suggest("started_after_the_last_save")  # the driver dies before saving this one
+    searcher.on_trial_result("started_after_the_last_save", {"val_accuracy": 0.4, "training_iteration": 1})
     searcher.flush()
 
     restored = pickle.loads(pickle.dumps(searcher))  # as Tune keeps it with the experiment
     restored.restore(str(tmp_path / "searcher-state.json"))
     restored.on_trial_result("trial_a", {"val_accuracy": 0.75, "training_iteration": 2})
     restored.on_trial_complete("trial_a", {"val_accuracy": 0.75, "training_iteration": 2})
+    successor = restored.suggest("successor")
+    restored.on_trial_result("successor", {"val_accuracy": 0.3, "training_iteration": 1})
+    restored.on_trial_complete("successor", {"val_accuracy": 0.6, "training_iteration": 2})
+    after = restored.suggest("after")
     restored.flush()
     trials = optuna.load_study(study_name="searched", storage=storage).trials
-    assert first == {**BASELINE, TRIAL_NUMBER_KEY: 0} and len(trials) == 2, "the config names its trial by number"
+    assert first == {**BASELINE, TRIAL_NUMBER_KEY: 0}, "the config names its trial by number"
+    assert successor == orphan and orphan[TRIAL_NUMBER_KEY] == 1, "the orphan's settings, number and name"
+    assert after[TRIAL_NUMBER_KEY] == 2 and len(trials) == 3
     assert trials[0].state == TrialState.PRUNED and trials[0].intermediate_values == {1: 0.5, 2: 0.75}
-    assert trials[1].state == TrialState.FAIL
+    assert trials[1].state == TrialState.PRUNED and trials[1].intermediate_values == {1: 0.4, 2: 0.6}
+    assert trials[1].user_attrs[stored_study.TUNE_TRIAL_ID_ATTR] == "successor"
 
 
 def test_epochs_run_again_after_a_driver_crash_keep_their_first_values(tmp_path: Path) -> None:

@@ -15,6 +15,8 @@ CONFUSION_MATRIX_KEY = "val_confusion_matrix"
 """The result key of the validation confusion matrix, as JSON (a list of 10 rows of 10 counts)."""
 TRIAL_NUMBER_KEY = "trial_number"
 """The config key of a trial's number in the search's Optuna study: the trial's one name everywhere (`trial_name`)."""
+TRIAL_NAME_PREFIX = "trial-"
+"""Every trial's name and folder starts so: `trial-<number>`."""
 STEP_KEY = "training_iteration"
 """Tune's count of a trial's results, one an epoch: the step of every per-epoch record and ASHA's time axis."""
 EPOCH_KEY = "epoch"
@@ -27,7 +29,7 @@ PLANNED_EPOCHS_KEY = "planned_epochs"
 def trial_name(config: dict[str, Any], fallback: str) -> str:
     """`trial-<number>`: a trial's name in the console, the summary, its MLflow run and its TensorBoard folder, as
     optuna-dashboard numbers it; `trial-<fallback>` for a config without a number."""
-    return f"trial-{config.get(TRIAL_NUMBER_KEY, fallback)}"
+    return f"{TRIAL_NAME_PREFIX}{config.get(TRIAL_NUMBER_KEY, fallback)}"
 
 
 def mode(metric: str) -> Mode:

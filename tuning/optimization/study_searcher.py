@@ -8,6 +8,8 @@ it, so TPE does not learn from short-trained scores as if they were final. Every
 stored as an intermediate value, so optuna-dashboard shows where trials were cut while they run.
 An epoch reported twice (Tune runs it again when it restores a crashed driver's last saved state, which
 can lag what the trials reported) keeps its first value, as in MLflow, and never reopens a finished trial.
+A trial the driver started after that last save, which the restored state does not know, is an orphan: the resumed
+search's next trial takes it up, with its settings, number and name.
 With a deadline (the time budget's end), it starts no trial once even the fastest epoch seen could not end
 before it: a trial that never reports would only leave an empty run behind.
 
@@ -49,6 +51,8 @@ class StoredStudySearcher(Searcher):
         self._startup_trials = startup_trials
         self._trial_numbers: dict[str, int] = {}
         """Tune trial id -> Optuna trial number: saved with the experiment, so a resumed search tells the same trials."""
+        self._orphans: list[int] = []
+        """Optuna trials a crashed driver started after its last save: a resumed search's next trials take them up."""
         self._storage: optuna.storages.BaseStorage | None = None
         self._study: optuna.Study | None = None
         """The in-memory copy TPE samples from; `_storage` is the database."""
@@ -82,12 +86,23 @@ class StoredStudySearcher(Searcher):
         if self.no_time_for_an_epoch():
             return Searcher.FINISHED
         self._writer.raise_failure()
+        if self._orphans:
+            return self._adopt(self._orphans.pop(0), trial_id)
         trial = self.study.ask(self._distributions)
         trial.set_user_attr(stored_study.TUNE_TRIAL_ID_ATTR, trial_id)
         started = copy.deepcopy(self._in_memory(trial.number))
         self._writer.put(lambda: self._store_started(started))
         self._trial_numbers[trial_id] = trial.number
         return {**trial.params, TRIAL_NUMBER_KEY: trial.number}
+
+    def _adopt(self, number: int, trial_id: str) -> dict[str, Any]:
+        """Give the orphan `number` to the new Tune trial `trial_id`: the same settings, number and name, so its MLflow
+        run and folder go on instead of staying RUNNING beside a trial that replaces it."""
+        self._memory_storage().set_trial_user_attr(self._memory_id(number), stored_study.TUNE_TRIAL_ID_ATTR, trial_id)
+        self._writer.put(lambda: self._open()[0].set_trial_user_attr(
+            self._stored_id(number), stored_study.TUNE_TRIAL_ID_ATTR, trial_id))
+        self._trial_numbers[trial_id] = number
+        return {**self._in_memory(number).params, TRIAL_NUMBER_KEY: number}
 
     def no_time_for_an_epoch(self) -> bool:
         """True when the deadline is nearer than the fastest epoch any trial has reported."""
@@ -186,13 +201,12 @@ class StoredStudySearcher(Searcher):
         self._writer.flush()
 
     def restore(self, checkpoint_path: str) -> None:
-        """Take back the trial map; a trial asked for but never started before the driver died is failed."""
+        """Take back the trial map; the trials the driver started after its last save (Tune's saved state does not
+        know them) are orphans, which the next trials take up."""
         self._trial_numbers = json.loads(Path(checkpoint_path).read_text())["trial_numbers"]
         known = set(self._trial_numbers.values())
-        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if trial.number not in known:
-                self._tell_end(trial.number, error=True)
-        self.flush()
+        self._orphans = [trial.number for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                         if trial.number not in known]
 
     def __getstate__(self) -> dict[str, Any]:
         """Tune pickles the searcher with the experiment: without its database connection."""

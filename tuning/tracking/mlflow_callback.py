@@ -80,7 +80,8 @@ class MLflowTrialsCallback(LoggerCallback):
         return self._outbox.flush(timeout_s)
 
     def get_state(self) -> dict[str, Any]:
-        return {"run_ids": self._outbox.run_ids, "pending": self._outbox.pending()}
+        run_ids, pending = self._outbox.snapshot()
+        return {"run_ids": run_ids, "pending": pending}
 
     def set_state(self, state: dict[str, Any]) -> None:
         self._outbox.restore(state.get("run_ids", {}), state.get("pending", []))

@@ -5,7 +5,7 @@ that waits for an unreachable MLflow server stalls the whole search. The trials'
 metrics, images, the end of a run) go into this outbox instead and are sent in order by one thread,
 which keeps retrying the oldest write until the server answers. What is still queued is saved with
 Tune's experiment state and sent after a resume. Sending twice loses nothing and duplicates nothing:
-a trial's run is looked up by its trial id before one is created, MLflow drops a metric identical to
+a trial's run is looked up by its trial's name before one is created, MLflow drops a metric identical to
 one it holds, and an image overwrites itself. An epoch that Tune runs again (after a driver crash it
 restores each trial from its last saved experiment state, which can be an epoch behind what the trial
 reported) is not logged twice: the epochs a run already holds keep their first values.
@@ -30,6 +30,7 @@ from tuning.runtime.error_text import first_line
 from tuning.tracking.parent_run import PARENT_RUN_TAG
 
 TRIAL_ID_TAG = "trial_id"
+TRIAL_NAME_TAG = "trial_name"
 DEVICE_TAG = "device"
 """What the trial trains on: `cpu`, or `gpu:` and the GPUs' names."""
 STEP_METRIC = STEP_KEY
@@ -89,6 +90,11 @@ class MlflowOutbox:
         """Trial id -> MLflow run id, for every trial whose run exists."""
         with self._lock:
             return dict(self._run_ids)
+
+    def snapshot(self) -> tuple[dict[str, str], list[TrialWrite]]:
+        """The runs and the unsent writes at one instant: a start sent between two separate reads would be in neither."""
+        with self._lock:
+            return dict(self._run_ids), list(self._pending)
 
     def restore(self, run_ids: dict[str, str], pending: list[TrialWrite]) -> None:
         """Take back the runs and the unsent writes of a saved search, to send them first."""
@@ -166,24 +172,27 @@ class MlflowOutbox:
             client.set_terminated(run_id, write.payload)
 
     def _start_run(self, client: MlflowClient, write: TrialWrite) -> None:
-        """The trial's run: the one it already has (a restart, a resend), else a new one with params and inputs."""
-        run_id = self.run_ids.get(write.trial_id) or self._existing_run(client, write.trial_id)
+        """The trial's run: the one its name already has (a restart, a resend, or an orphan of a crashed driver this
+        trial takes up, which then takes this trial's id), else a new one with params and inputs."""
+        run_name, params = write.payload
+        run_id = self.run_ids.get(write.trial_id)
+        if run_id is None and (run_id := self._existing_run(client, run_name)) is not None:
+            client.set_tag(run_id, TRIAL_ID_TAG, write.trial_id)
         if run_id is not None:
             client.update_run(run_id, status="RUNNING")
             self._logged_epochs[write.trial_id] = max((int(point.step) for point in client.get_metric_history(run_id, STEP_METRIC)), default=0)
         else:
-            run_name, params = write.payload
-            tags = {PARENT_RUN_TAG: self._parent_run_id, TRIAL_ID_TAG: write.trial_id, "trial_name": run_name}
+            tags = {PARENT_RUN_TAG: self._parent_run_id, TRIAL_ID_TAG: write.trial_id, TRIAL_NAME_TAG: run_name}
             run_id = client.create_run(self._experiment_id, run_name=run_name, tags=tags).info.run_id
             client.log_batch(run_id, params=[Param(name, value) for name, value in params])
             client.log_inputs(run_id, datasets=self._inputs)
         with self._lock:
             self._run_ids[write.trial_id] = run_id
 
-    def _existing_run(self, client: MlflowClient, trial_id: str) -> str | None:
+    def _existing_run(self, client: MlflowClient, run_name: str) -> str | None:
+        """The search's run for the trial named `run_name` (trial names are unique in a search)."""
         runs = client.search_runs(
             [self._experiment_id],
-            filter_string=f"tags.`{PARENT_RUN_TAG}` = '{self._parent_run_id}' and tags.{TRIAL_ID_TAG} = '{trial_id}'",
+            filter_string=f"tags.`{PARENT_RUN_TAG}` = '{self._parent_run_id}' and tags.{TRIAL_NAME_TAG} = '{run_name}'",
         )
         return runs[0].info.run_id if runs else None
-
