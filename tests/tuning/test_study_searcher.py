@@ -150,6 +150,22 @@ def test_epochs_run_again_after_a_driver_crash_keep_their_first_values(tmp_path:
     assert running.state == TrialState.PRUNED and running.intermediate_values == {1: 0.3, 2: 0.4, 3: 0.45}
 
 
+def test_a_trial_that_ends_its_budget_shortened_plan_is_complete_and_one_stopped_before_it_pruned(tmp_path: Path) -> None:
+    """Under a time budget a trial plans fewer than `max_epochs` and ends with its plan: that is a finished trial, and
+    TPE must see its best value as final; only a trial stopped before its plan ended (ASHA) is PRUNED."""
+    url, storage = _new_study(tmp_path)
+    searcher = _searcher(url)
+    searcher.suggest("ended_its_plan")
+    searcher.suggest("stopped_by_asha")
+    searcher.on_trial_result("ended_its_plan", {"val_accuracy": 0.7, "training_iteration": 1, "planned_epochs": 2})
+    searcher.on_trial_complete("ended_its_plan", {"val_accuracy": 0.8, "training_iteration": 2, "planned_epochs": 2})
+    searcher.on_trial_complete("stopped_by_asha", {"val_accuracy": 0.6, "training_iteration": 1, "planned_epochs": 3})
+    searcher.flush()
+    ended, stopped = optuna.load_study(study_name="searched", storage=storage).trials
+    assert ended.state == TrialState.COMPLETE and ended.value == 0.8
+    assert stopped.state == TrialState.PRUNED and stopped.value == 0.6
+
+
 def _timed_searcher(url: str, deadline: float | None) -> StoredStudySearcher:
     return StoredStudySearcher(url, "searched", SPACE, metric="val_accuracy", mode="max", max_epochs=2, seed=0,
                                startup_trials=10, deadline=deadline)

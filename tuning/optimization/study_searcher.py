@@ -1,10 +1,11 @@
 """A Ray Tune searcher over the search's stored Optuna study, through Optuna's ask-and-tell interface.
 
 Unlike Ray's `OptunaSearch`, which tells Optuna that a trial ASHA stopped after one epoch is COMPLETE
-with that epoch's value, this searcher tells Optuna what happened: a trial that trained all
-`max_epochs` is COMPLETE with its best epoch's value (the epoch whose checkpoint can win); one stopped
-earlier (by ASHA or the time budget) is PRUNED at its last epoch, as Optuna's own pruners would leave
-it, so TPE does not learn from short-trained scores as if they were final. Every epoch's value is
+with that epoch's value, this searcher tells Optuna what happened: a trial that trained every epoch of its
+own plan (`max_epochs`, or fewer when the time budget shortened the plan and its learning-rate schedule with it)
+is COMPLETE with its best epoch's value (the epoch whose checkpoint can win); one stopped before its plan ended
+(by ASHA, or by the end of Tune's budget) is PRUNED at its last epoch, as Optuna's own pruners would leave it.
+TPE ranks pruned trials by how far they got, so a trial that ended its shortened plan must not be one of them. Every epoch's value is
 stored as an intermediate value, so optuna-dashboard shows where trials were cut while they run.
 An epoch reported twice (Tune runs it again when it restores a crashed driver's last saved state, which
 can lag what the trials reported) keeps its first value, as in MLflow, and never reopens a finished trial.
@@ -34,7 +35,7 @@ from ray.tune.result import TIME_THIS_ITER_S, TRAINING_ITERATION
 from ray.tune.search import Searcher
 
 from tuning.optimization import epoch_plan, stored_study
-from tuning.optimization.objective import TRIAL_NUMBER_KEY
+from tuning.optimization.objective import PLANNED_EPOCHS_KEY, TRIAL_NUMBER_KEY
 from tuning.optimization.study_writer import StudyWriter, retrying
 
 
@@ -51,6 +52,8 @@ class StoredStudySearcher(Searcher):
         self._startup_trials = startup_trials
         self._trial_numbers: dict[str, int] = {}
         """Tune trial id -> Optuna trial number: saved with the experiment, so a resumed search tells the same trials."""
+        self._planned_epochs: dict[int, int] = {}
+        """Optuna trial number -> the epochs its trial last planned (`max_epochs` until it says otherwise)."""
         self._orphans: list[int] = []
         """Optuna trials a crashed driver started after its last save: a resumed search's next trials take them up."""
         self._storage: optuna.storages.BaseStorage | None = None
@@ -115,8 +118,13 @@ class StoredStudySearcher(Searcher):
         if isinstance(epoch_s, int | float):
             fastest = self._fastest_epoch_s
             self._fastest_epoch_s = float(epoch_s) if fastest is None else min(float(epoch_s), fastest)
-        if trial_id in self._trial_numbers and value is not None and step is not None:
-            self._store_intermediate_value(self._trial_numbers[trial_id], int(step), float(value))
+        if trial_id not in self._trial_numbers:
+            return
+        number = self._trial_numbers[trial_id]
+        if isinstance(result.get(PLANNED_EPOCHS_KEY), int | float):
+            self._planned_epochs[number] = int(result[PLANNED_EPOCHS_KEY])
+        if value is not None and step is not None:
+            self._store_intermediate_value(number, int(step), float(value))
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         if trial_id not in self._trial_numbers:
@@ -140,7 +148,7 @@ class StoredStudySearcher(Searcher):
         if error or not trial.intermediate_values or trial.last_step is None:
             state = TrialState.FAIL
             self.study.tell(number, state=state)
-        elif trial.last_step >= self._max_epochs:
+        elif trial.last_step >= self._planned_epochs.get(number, self._max_epochs):
             state, values = TrialState.COMPLETE, [(max if self.mode == "max" else min)(trial.intermediate_values.values())]
             self.study.tell(number, values[0])
         else:  # Optuna's own tell gives a pruned trial its last epoch's value
