@@ -31,7 +31,7 @@ from fmnist.config import ModelConfig
 from fmnist.data import load
 from fmnist.model import build
 from tuning.champion.load import run_load
-from tuning.champion.registry import register
+from tuning.champion.registry import ValidationScore, register
 
 MODEL = "fmnist-cnn-bench"
 IMAGES_PER_REQUEST = (1, 32, 256)
@@ -88,7 +88,7 @@ def main() -> int:
         client = MlflowClient()
         experiment_id = client.create_experiment("serving-bench", artifact_location=(folder / "artifacts").as_uri())
         run_id = client.create_run(experiment_id).info.run_id
-        register(run_id, build(ModelConfig()), dataset.test, 0.5, MODEL)
+        register(run_id, build(ModelConfig()), dataset.test, 0.1, ValidationScore("val_accuracy", 0.1, 0.0, "untrained"), MODEL)
         model = mlflow.pyfunc.load_model(f"models:/{MODEL}/1")
         print(f"{os.cpu_count()} CPUs; the original CNN; {options.seconds:g} s a measurement")
         in_process = {}

@@ -53,7 +53,8 @@ def main() -> int:
 def measure(options: argparse.Namespace, database: str) -> int:
     url = f"postgresql+psycopg2://{POSTGRES['user']}@{POSTGRES['host']}:{POSTGRES['port']}/{database}"
     space = load_space(DEFAULT_SPACE_FILE)
-    stored_study.create(stored_study.open_storage(url), "scale", "maximize", [], stored_study.WarmStart([], 0))
+    terms = stored_study.ScoringTerms("val_accuracy", "maximize", MAX_EPOCHS, None, "synthetic", 0.1)
+    stored_study.create(stored_study.open_storage(url), "scale", terms, [], stored_study.WarmStart([], 0))
     searcher = StoredStudySearcher(url, "scale", space.optuna_distributions(), metric="val_accuracy", mode="max",
                                    max_epochs=MAX_EPOCHS, seed=0, startup_trials=4)
     timings: dict[str, dict[int, list[float]]] = {kind: defaultdict(list) for kind in ("ask", "result", "tell")}

@@ -31,6 +31,8 @@ IDX_FILES = {
 }
 DEFAULT_DATA_DIR = Path("data")
 CACHE_FORMAT_VERSION = "1"
+VALIDATION_SEED = 0
+"""The seed of the validation split: fixed, so every search holds out the same images."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,12 @@ class Split:
     def take(self, indices: np.ndarray) -> Split:
         """Return the records at `indices`."""
         return Split(self.images[indices], self.labels[indices])
+
+    def digest(self) -> str:
+        """A short hash of the images and labels: two splits with the same digest hold the same records."""
+        content = hashlib.sha256(np.ascontiguousarray(self.images).tobytes())
+        content.update(np.ascontiguousarray(self.labels).tobytes())
+        return content.hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -106,6 +114,15 @@ def stratified_split(split: Split, validation_fraction: float = 0.1, seed: int =
         np.arange(len(split)), test_size=validation_fraction, stratify=split.labels, random_state=seed
     )
     return split.take(np.sort(train_indices)), split.take(np.sort(validation_indices))
+
+
+def held_out_split(training: Split, validation_fraction: float, train_size: int | None = None,
+                   seed: int = 0) -> tuple[Split, Split]:
+    """The training file as (train, validation). Validation is the same `validation_fraction` of the file whatever
+    `seed` and `train_size` (split with `VALIDATION_SEED`), so that every search of a dataset scores on the same images
+    and no model trains on them; `train_size` records of the rest, drawn with `seed`, train (all of them with None)."""
+    train, validation = stratified_split(training, validation_fraction, seed=VALIDATION_SEED)
+    return (stratified_subset(train, train_size, seed=seed) if train_size else train), validation
 
 
 def stratified_subset(split: Split, size: int, seed: int = 0) -> Split:

@@ -11,6 +11,7 @@ from fmnist.data import Split
 from fmnist.metrics import ClassificationMetrics, classification_metrics
 
 PREDICT_BATCH_SIZE = 1024
+BOOTSTRAP_RESAMPLES = 200
 PROBABILITY_FLOOR = 1e-7  # as Keras clips probabilities in its cross-entropy
 
 
@@ -51,3 +52,15 @@ def score(probabilities: np.ndarray, labels: np.ndarray) -> Evaluation:
         loss=float(-np.mean(np.log(true_class_probability))),
         metrics=classification_metrics(labels, probabilities.argmax(axis=1)),
     )
+
+
+def bootstrap_standard_error(probabilities: np.ndarray, labels: np.ndarray, metric: str, prefix: str = "val_",
+                             resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> float:
+    """The standard error of `metric` (a name from `Evaluation.scalars(prefix)`) over the images scored: its standard
+    deviation across `resamples` resamplings of them with replacement."""
+    generator = np.random.default_rng(seed)
+    values = []
+    for _ in range(resamples):
+        drawn = generator.integers(0, len(labels), len(labels))
+        values.append(score(probabilities[drawn], labels[drawn]).scalars(prefix)[metric])
+    return float(np.std(values, ddof=1))

@@ -94,8 +94,8 @@ def build_parser() -> OneLineErrorParser:
     space = parser.add_argument_group("search space and data")
     setting(space, "config", "search-space YAML file")
     setting(space, "data_dir", "dataset directory (default: $FMNIST_DATA_DIR or ./data)")
-    setting(space, "train_size", "use a class-balanced subset of this many training images", type=int)
-    setting(space, "validation_fraction", "share of the training file held out for validation", type=float)
+    setting(space, "train_size", "train on a class-balanced subset of this many images (validation stays the same)", type=int)
+    setting(space, "validation_fraction", "share of the training file held out for validation (the same images for every search)", type=float)
 
     search = parser.add_argument_group("search")
     setting(search, "num_samples", "number of trials; with --time-budget-s and no --num-samples, trials start "

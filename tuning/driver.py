@@ -22,10 +22,9 @@ from fmnist.data import (
     DatasetError,
     FashionMNIST,
     Split,
+    held_out_split,
     load,
     resolve_data_dir,
-    stratified_split,
-    stratified_subset,
 )
 from tuning.champion.evaluator import evaluate_and_register_on_cluster, start_champion_evaluator
 from tuning.optimization import objective, outcome, stored_study
@@ -87,7 +86,8 @@ def prepare(settings: SearchSettings, saved: SavedSearch | None) -> PreparedSear
     else:
         stored_study.check_new(storage, settings.study_storage, settings.name, settings.warm_start)
         if storage is not None:
-            warm_start = stored_study.warm_start_trials(storage, settings.warm_start, space.optuna_distributions(), space.fixed)
+            warm_start = stored_study.warm_start_trials(storage, settings.warm_start, space.optuna_distributions(), space.fixed,
+                                                        scoring_terms(settings, dataset.digest))
     parent_run.check_server(settings.tracking_uri)
     cluster.connect(settings.address)
     nodes = cluster.live_nodes()
@@ -157,11 +157,15 @@ def search_trials(search: PreparedSearch, trial_function: TrialFunction) -> Fini
         )
         SavedSearch(settings, parent_run_id, dataset.digest).save()
         stored_study.create(stored_study.open_storage(settings.study_storage), settings.name,
-                            objective.optuna_direction(settings.metric), search.space.first_trials(), search.warm_start)
+                            scoring_terms(settings, dataset.digest), search.space.first_trials(), search.warm_start)
         if settings.warm_start:
-            parent_run.log_warm_start(parent_run_id, len(search.warm_start.trials), search.warm_start.skipped)
-            print(f"warm start: {len(search.warm_start.trials)} trials from {', '.join(settings.warm_start)}, "
-                  f"{search.warm_start.skipped} skipped (outside this search's space)")
+            warm = search.warm_start
+            parent_run.log_warm_start(parent_run_id, len(warm.trials), warm.skipped)
+            print(f"warm start: {len(warm.trials)} trials from {', '.join(settings.warm_start)}, "
+                  f"{warm.skipped} skipped (outside this search's space)")
+            if warm.demoted:
+                print(f"warm start: {warm.demoted} complete trials given as pruned, scored on other terms: "
+                      f"{'; '.join(warm.differences)}")
         print(settings.plan_line(time.time()), flush=True)
         mlflow = MLflowTrialsCallback(settings.tracking_uri, search.experiment_id, parent_run_id, inputs)
         tuner = _new_tuner(settings, search.space, trainable, mlflow, deadline, search.concurrent_trials)
@@ -215,11 +219,16 @@ def _evaluation_failure(error: RayActorError | RayTaskError) -> str:
     return f"{type(cause).__name__}: {first_line(cause)}"
 
 
+def scoring_terms(settings: SearchSettings, dataset_digest: str) -> stored_study.ScoringTerms:
+    """What the search's study values mean, recorded on the study for later warm starts to compare."""
+    return stored_study.ScoringTerms(settings.metric, objective.optuna_direction(settings.metric), settings.max_epochs,
+                                     settings.train_size, dataset_digest, settings.validation_fraction)
+
+
 def training_splits(training: Split, settings: SearchSettings) -> tuple[Split, Split]:
-    """The training file, cut to `train_size` if set, split into train and validation: the same split every time."""
-    if settings.train_size:
-        training = stratified_subset(training, settings.train_size, seed=settings.seed)
-    return stratified_split(training, settings.validation_fraction, seed=settings.seed)
+    """The training file as train (`train_size` images of it if set) and validation: the same validation images for
+    every search with this `validation_fraction`, so their scores compare."""
+    return held_out_split(training, settings.validation_fraction, settings.train_size, seed=settings.seed)
 
 
 def _new_tuner(

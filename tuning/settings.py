@@ -32,7 +32,7 @@ DEFAULT_TIME_BUDGET_S = 1200.0
 WHOLE_NODE_BUDGET_S = 2700.0
 """Below this time budget, `--cpus-per-trial auto` gives each trial a whole node: too short a search for many
 trials, so the first (a measured good point) trains as many epochs as it can (docs/benchmarks.md, "Packing")."""
-MIN_TRAIN_SIZE = 100  # a stratified split needs a few images of each of the 10 classes on both sides
+MIN_TRAIN_SIZE = 100  # a class-balanced subset needs a few images of each of the 10 classes
 
 WHERE_IT_RUNS = frozenset({"address", "tracking_uri", "storage_path", "max_failures"})
 """Settings a resumed search may change: where it runs and how hard it retries, not what it searches."""

@@ -92,6 +92,19 @@ def test_split_train_and_validation_are_disjoint(dataset) -> None:
     assert np.bincount(subset.labels).tolist() == [200] * 10
 
 
+def test_every_search_holds_out_the_same_validation_images_whatever_its_seed_and_train_size(dataset) -> None:
+    """So that scores of different searches compare, and no search trains on another's validation images."""
+    full_train, validation = data.held_out_split(dataset.train, 0.1)
+    small_train, same_validation = data.held_out_split(dataset.train, 0.1, train_size=2_000, seed=3)
+    other_train, again_validation = data.held_out_split(dataset.train, 0.1, train_size=2_000, seed=4)
+    assert validation.digest() == same_validation.digest() == again_validation.digest()
+    assert (len(full_train), len(small_train), len(validation)) == (54_000, 2_000, 6_000)
+    assert small_train.digest() != other_train.digest(), "the seed draws the training images"
+    held_out = {image.tobytes() for image in validation.images}
+    assert not any(image.tobytes() in held_out for image in small_train.images)
+    assert data.held_out_split(dataset.train, 0.2)[1].digest() != validation.digest()
+
+
 def test_bad_validation_fraction_is_refused(dataset) -> None:
     with pytest.raises(ValueError, match="validation_fraction"):
         data.stratified_split(dataset.train, validation_fraction=1.5)

@@ -23,21 +23,23 @@ from fmnist.model import build
 from tests.tuning.conftest import free_port, search_environment, wait_for_http
 from tuning.champion.load import run_load
 from tuning.champion.model_server import ModelReference, ModelUriError, short_error, short_reason
-from tuning.champion.registry import CHAMPION_ALIAS, register
+from tuning.champion.registry import CHAMPION_ALIAS, ValidationScore, register
 
 pytestmark = pytest.mark.slow  # starts a model server on TensorFlow
 
 MODEL = "fmnist-cnn-served"
 
 
-def _register(tracking_uri: str, dataset: FashionMNIST, config: ModelConfig, test_accuracy: float) -> str:
-    """A real CNN (untrained: its speed and answers are what is served) registered as the search registers one."""
+def _register(tracking_uri: str, dataset: FashionMNIST, config: ModelConfig, validation_accuracy: float) -> str:
+    """A real CNN (untrained: its speed and answers are what is served) registered as the search registers one, with
+    `validation_accuracy` as its score (the registry chooses the champion by it)."""
     client = MlflowClient(tracking_uri)
     artifacts = Path(tracking_uri.removeprefix("sqlite:///")).with_name("artifacts")
     experiment = client.get_experiment_by_name("serving") or client.get_experiment(
         client.create_experiment("serving", artifact_location=artifacts.as_uri()))
     run_id = client.create_run(experiment.experiment_id).info.run_id
-    registration = register(run_id, build(config), dataset.test, test_accuracy, MODEL)
+    scored = ValidationScore("val_accuracy", validation_accuracy, 0.003, "validation-images")
+    registration = register(run_id, build(config), dataset.test, 0.1, scored, MODEL)
     client.set_terminated(run_id)
     return registration.version
 
@@ -49,7 +51,7 @@ def served(dataset: FashionMNIST, tmp_path_factory: pytest.TempPathFactory) -> I
     tracking_uri = f"sqlite:///{folder / 'mlflow.db'}"
     previous_tracking_uri = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(tracking_uri)  # the registry follows it; setting the registry's URI would outlive the module
-    assert _register(tracking_uri, dataset, ModelConfig(), test_accuracy=0.5) == "1"
+    assert _register(tracking_uri, dataset, ModelConfig(), validation_accuracy=0.5) == "1"
     port = free_port()
     log_path = folder / "server.log"
     with log_path.open("w") as log:
@@ -104,7 +106,7 @@ def test_the_server_follows_the_alias_under_a_stream_of_requests(served: tuple[s
     stream = threading.Thread(target=lambda: streamed.update(result=run_load(url, dataset.test.images[:1], clients=4, seconds=30)))
     stream.start()
     time.sleep(3)
-    assert _register(tracking_uri, dataset, ModelConfig(filters_1=48, dense_units=128), test_accuracy=0.9) == "2"
+    assert _register(tracking_uri, dataset, ModelConfig(filters_1=48, dense_units=128), validation_accuracy=0.9) == "2"
     assert str(MlflowClient(tracking_uri).get_model_version_by_alias(MODEL, CHAMPION_ALIAS).version) == "2"
     stream.join()
     result = streamed["result"]

@@ -23,6 +23,7 @@ from ray import tune
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tests.tuning.conftest import MlflowServer, free_port, run_module, wait_for_http
+from tuning.champion import registry
 from tuning.optimization.space import DEFAULT_SPACE_FILE, load_space
 from tuning.optimization.stored_study import TUNE_TRIAL_ID_ATTR
 
@@ -134,6 +135,9 @@ def test_best_model_registered_as_champion(finished_search: FinishedSearch) -> N
     assert float(champion.tags["test_accuracy"]) == pytest.approx(test_accuracy, abs=1e-6)
     assert 0.1 < test_accuracy <= 1.0
     assert f"models:/fmnist-cnn/{champion.version}, now the champion" in finished_search.console
+    validation = registry.ValidationScore.from_tags(champion.tags)
+    assert validation is not None and validation.metric == "val_accuracy" and 0 < validation.standard_error < 0.05
+    assert validation.value == pytest.approx(client.get_run(finished_search.parent_run_id).data.metrics["champion_val_accuracy"])
     model = mlflow.pyfunc.load_model("models:/fmnist-cnn@champion")
     assert model.metadata.get_input_schema().inputs[0].shape == (-1, 28, 28)
 
@@ -159,14 +163,14 @@ def test_an_average_of_trials_registers_and_loads_back_as_their_mean(finished_se
     """The registry path of an averaged champion, whatever this small search picked: two trials' last checkpoints
     averaged, registered under a name of its own, loaded through MLflow's pyfunc."""
     from fmnist.ensemble import average
-    from tuning.champion import registry
     from tuning.optimization.trainable import load_checkpoint_model
 
     mlflow.set_tracking_uri(finished_search.server.uri)
     trial_dirs = sorted(finished_search.experiment_dir.glob("trial-*"))[:2]
     members = [load_checkpoint_model(tune.Checkpoint(str(max(trial_dir.glob("checkpoint_*")))))
                for trial_dir in trial_dirs]
-    registration = registry.register(finished_search.parent_run_id, average(members), dataset.test, 0.5, "fmnist-cnn-average-test")
+    registration = registry.register(finished_search.parent_run_id, average(members), dataset.test, 0.5, _scored(0.5),
+                                     "fmnist-cnn-average-test")
     images = dataset.test.images[:8].astype(np.float32)
     served = mlflow.pyfunc.load_model(registration.model_uri).predict(images)
     expected = np.mean([member.predict(images, verbose=0) for member in members], axis=0)
@@ -231,28 +235,33 @@ def test_tensorboard_holds_scalars_hparams_and_images(finished_search: FinishedS
         assert events.PluginTagToContent("hparams"), f"{trial_dir.name}: no HParams summary"
 
 
-def test_champion_moves_only_to_a_better_model(finished_search: FinishedSearch, dataset) -> None:
-    """Under a model name of its own, so the search's champion stays as the other tests expect."""
-    from tuning.champion import registry
+def _scored(value: float) -> registry.ValidationScore:
+    """A validation score on one validation set, with a standard error of 0.01."""
+    return registry.ValidationScore("val_accuracy", value, 0.01, "same-images")
 
+
+def test_the_champion_moves_on_validation_by_more_than_its_margin_never_on_test(finished_search: FinishedSearch, dataset) -> None:
+    """Under a model name of its own, so the search's champion stays as the other tests expect."""
     mlflow.set_tracking_uri(finished_search.server.uri)
     client = MlflowClient(finished_search.server.uri)
     name = "fmnist-cnn-promotion-test"
     model = mlflow.pyfunc.load_model("models:/fmnist-cnn@champion").unwrap_python_model().model
-    first = registry.register(finished_search.parent_run_id, model, dataset.test, 0.80, name)
-    assert first.promoted and first.previous_champion_accuracy is None
-    worse = registry.register(finished_search.parent_run_id, model, dataset.test, 0.75, name)
-    assert not worse.promoted and worse.previous_champion_accuracy == pytest.approx(0.80, abs=1e-6)
+    first = registry.register(finished_search.parent_run_id, model, dataset.test, 0.80, _scored(0.80), name)
+    assert first.promoted and first.standing == "now the champion"
+    noise = registry.register(finished_search.parent_run_id, model, dataset.test, 0.99, _scored(0.81), name)
+    assert not noise.promoted, "0.01 better on validation is within the margin; its test accuracy must not count"
+    assert noise.standing == f"version {first.version} stays the champion (0.8000 against 0.8100, margin 0.0141)"
     assert client.get_model_version_by_alias(name, "champion").version == first.version
-    better = registry.register(finished_search.parent_run_id, model, dataset.test, 0.85, name)
+    better = registry.register(finished_search.parent_run_id, model, dataset.test, 0.50, _scored(0.85), name)
     assert better.promoted
     assert client.get_model_version_by_alias(name, "champion").version == better.version != first.version
+    elsewhere = registry.ValidationScore("val_accuracy", 0.70, 0.01, "other-images")
+    assert registry.register(finished_search.parent_run_id, model, dataset.test, 0.70, elsewhere, name).promoted, \
+        "a score on other images cannot be compared: a new validation set starts afresh"
 
 
 def test_two_searches_finishing_at_once_leave_the_champion_on_the_better_model(finished_search: FinishedSearch, dataset) -> None:
     """The race of check-then-set: both registrations run at once, in threads, several times over."""
-    from tuning.champion import registry
-
     mlflow.set_tracking_uri(finished_search.server.uri)
     client = MlflowClient(finished_search.server.uri)
     model = mlflow.pyfunc.load_model("models:/fmnist-cnn@champion").unwrap_python_model().model
@@ -260,12 +269,12 @@ def test_two_searches_finishing_at_once_leave_the_champion_on_the_better_model(f
         name = f"fmnist-cnn-race-{attempt}"
         with ThreadPoolExecutor(max_workers=2) as pool:
             registrations = list(pool.map(
-                lambda accuracy, name=name: registry.register(finished_search.parent_run_id, model, dataset.test, accuracy, name),
+                lambda accuracy, name=name: registry.register(
+                    finished_search.parent_run_id, model, dataset.test, accuracy, _scored(accuracy), name),
                 accuracies,
             ))
         best = max(zip(accuracies, registrations))[1]
         assert client.get_model_version_by_alias(name, "champion").version == best.version, (accuracies, registrations)
-        assert best.promoted
 
 
 def test_the_study_in_postgresql_holds_every_trial_and_epoch(finished_search: FinishedSearch) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import threading
 import time
@@ -26,6 +27,7 @@ pytestmark = pytest.mark.slow  # runs Tune on a local Ray
 EPOCHS = 4
 SPACE = {"quality": FloatDistribution(0.1, 1.0), "width": CategoricalDistribution([16, 32])}
 BASELINE = {"quality": 1.0, "width": 16}
+TERMS = stored_study.ScoringTerms("val_accuracy", "maximize", EPOCHS, None, "fashion-mnist", 0.1)
 
 
 def _curve(config: dict) -> None:
@@ -37,7 +39,7 @@ def _curve(config: dict) -> None:
 def _new_study(tmp_path: Path, name: str = "searched") -> tuple[str, optuna.storages.BaseStorage]:
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     storage = stored_study.open_storage(url)
-    stored_study.create(storage, name, "maximize", [BASELINE], stored_study.WarmStart([], 0))
+    stored_study.create(storage, name, TERMS, [BASELINE], stored_study.WarmStart([], 0))
     return url, storage
 
 
@@ -250,17 +252,68 @@ def test_warm_start_keeps_the_trials_the_new_space_could_ask_for(tmp_path: Path)
                                                 distributions=old_space))
     narrower = {"quality": FloatDistribution(0.3, 1.0), "width": CategoricalDistribution([16, 32])}
 
-    warm = stored_study.warm_start_trials(storage, ("earlier",), narrower, fixed={"depth": 1})
+    earlier.set_user_attr(stored_study.SCORED_ON_ATTR, dataclasses.asdict(TERMS))
+    warm = stored_study.warm_start_trials(storage, ("earlier",), narrower, fixed={"depth": 1}, terms=TERMS)
 
     assert [(trial.params, trial.state) for trial in warm.trials] == [
         ({"quality": 0.5, "width": 16}, TrialState.COMPLETE), ({"quality": 0.6, "width": 32}, TrialState.PRUNED),
     ]
     assert warm.skipped == 2  # quality 0.2 is outside the new range; depth 2 is not the new fixed depth
     assert all(trial.user_attrs[stored_study.WARM_START_SOURCE_ATTR] == "earlier" for trial in warm.trials)
-    seeded = stored_study.create(storage, "seeded", "maximize", [{"quality": 0.5, "width": 16}, {"quality": 0.7, "width": 32}], warm)
+    seeded = stored_study.create(storage, "seeded", TERMS, [{"quality": 0.5, "width": 16}, {"quality": 0.7, "width": 32}], warm)
     # the first point to evaluate was already tried by the warm-start trials: only the second is queued
     assert [trial.state for trial in seeded.trials] == [TrialState.COMPLETE, TrialState.PRUNED, TrialState.WAITING]
     assert seeded.ask(narrower).params == {"quality": 0.7, "width": 32}
+
+
+def _earlier_study(storage: optuna.storages.BaseStorage, terms: dict | None, direction: str = "maximize") -> None:
+    """A finished study with one complete trial (best 0.8 at epoch 2, 0.7 at its last, 3) and one pruned."""
+    earlier = optuna.create_study(storage=storage, study_name="earlier", direction=direction)
+    if terms is not None:
+        earlier.set_user_attr(stored_study.SCORED_ON_ATTR, terms)
+    earlier.add_trial(optuna.trial.create_trial(state=TrialState.COMPLETE, value=0.8, params=BASELINE, distributions=SPACE,
+                                                intermediate_values={1: 0.5, 2: 0.8, 3: 0.7}))
+    earlier.add_trial(optuna.trial.create_trial(state=TrialState.PRUNED, value=0.4, params={"quality": 0.5, "width": 32},
+                                                distributions=SPACE, intermediate_values={1: 0.4}))
+
+
+@pytest.mark.parametrize(("earlier_terms", "direction"), [
+    ({**dataclasses.asdict(TERMS), "metric": "val_f1"}, "maximize"),
+    ({**dataclasses.asdict(TERMS), "metric": "val_loss", "direction": "minimize"}, "minimize"),
+    (None, "minimize"),
+])
+def test_a_warm_start_from_another_metric_or_direction_is_refused_in_one_line(tmp_path: Path, earlier_terms, direction) -> None:
+    storage = stored_study.open_storage(f"sqlite:///{tmp_path / 'optuna.db'}")
+    _earlier_study(storage, earlier_terms, direction)
+    with pytest.raises(stored_study.StudyError) as raised:
+        stored_study.warm_start_trials(storage, ("earlier",), SPACE, fixed={}, terms=TERMS)
+    message = str(raised.value)
+    assert message.startswith("--warm-start earlier: its trials ") and message.endswith("their values do not compare")
+    assert "this search val_accuracy (maximize)" in message and "\n" not in message
+
+
+@pytest.mark.parametrize(("earlier_terms", "difference"), [
+    ({**dataclasses.asdict(TERMS), "max_epochs": 9}, f"earlier: --max-epochs 9 (this search: {EPOCHS})"),
+    ({**dataclasses.asdict(TERMS), "train_size": 2000}, "earlier: --train-size 2000 (this search: None)"),
+    ({**dataclasses.asdict(TERMS), "dataset": "other"}, "earlier: dataset other (this search: fashion-mnist)"),
+    (None, "earlier: its terms are not recorded"),
+])
+def test_complete_trials_scored_on_other_terms_come_as_pruned_at_their_last_epoch(tmp_path: Path, earlier_terms, difference) -> None:
+    storage = stored_study.open_storage(f"sqlite:///{tmp_path / 'optuna.db'}")
+    _earlier_study(storage, earlier_terms)
+    warm = stored_study.warm_start_trials(storage, ("earlier",), SPACE, fixed={}, terms=TERMS)
+    assert [(trial.state, trial.value) for trial in warm.trials] == [(TrialState.PRUNED, 0.7), (TrialState.PRUNED, 0.4)]
+    assert (warm.demoted, warm.differences) == (1, (difference,))
+
+
+def test_complete_trials_scored_on_the_same_terms_stay_complete(tmp_path: Path) -> None:
+    storage = stored_study.open_storage(f"sqlite:///{tmp_path / 'optuna.db'}")
+    _earlier_study(storage, dataclasses.asdict(TERMS))
+    warm = stored_study.warm_start_trials(storage, ("earlier",), SPACE, fixed={}, terms=TERMS)
+    assert [(trial.state, trial.value) for trial in warm.trials] == [(TrialState.COMPLETE, 0.8), (TrialState.PRUNED, 0.4)]
+    assert (warm.demoted, warm.differences) == (0, ())
+    seeded = stored_study.create(storage, "seeded", TERMS, [], warm)
+    assert seeded.user_attrs[stored_study.SCORED_ON_ATTR] == dataclasses.asdict(TERMS)
 
 
 @pytest.mark.parametrize(("url", "message"), [
@@ -288,7 +341,7 @@ def test_a_restarted_study_database_costs_nothing() -> None:
     """The database goes down between two epochs and comes back: Tune's loop does not wait for it, the searcher's
     writes wait and land once it is back, nothing is lost."""
     with private_postgres() as database:
-        stored_study.create(stored_study.open_storage(database.url), "restarted", "maximize", [BASELINE], stored_study.WarmStart([], 0))
+        stored_study.create(stored_study.open_storage(database.url), "restarted", TERMS, [BASELINE], stored_study.WarmStart([], 0))
         searcher = _searcher(database.url, "restarted", max_epochs=2)
         assert searcher.suggest("t1") == {**BASELINE, TRIAL_NUMBER_KEY: 0}
         searcher.on_trial_result("t1", {"val_accuracy": 0.5, "training_iteration": 1})

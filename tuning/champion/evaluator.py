@@ -1,9 +1,10 @@
 """The champion's one evaluation on the test set and its registration, in a Ray actor started with the search.
 
-The actor loads the best checkpoints of the leading trials and picks the champion on the validation split:
+The actor loads the best checkpoints of the leading trials and picks the search's model on the validation split:
 the average of the first 1, 2, ... of them (best first) that scores best, the fewest on a tie. It scores
-the champion once on the untouched test split, logs the test metrics and the model to the search's MLflow
-parent run and registers it. Running it on the cluster keeps
+that model once on the untouched test split, logs the test metrics and the model to the search's MLflow
+parent run and registers it with its validation score and that score's standard error, by which the registry
+decides whether it becomes the champion. Running it on the cluster keeps
 TensorFlow out of the driver (its memory and start-up time). Started when the search starts, the actor
 imports TensorFlow, Keras and MLflow and opens the MLflow store while the trials train, on a thread at the lowest
 CPU priority, so the evaluation after the search does not wait for them and the trials lose no CPU to them. It runs
@@ -26,7 +27,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from fmnist.data import Split
 from fmnist.ensemble import average, running_means
-from fmnist.evaluation import evaluate, predict, score
+from fmnist.evaluation import bootstrap_standard_error, evaluate, predict, score
 from fmnist.metrics import ClassificationMetrics
 from tuning.champion import registry
 from tuning.optimization import objective
@@ -73,13 +74,15 @@ class ChampionEvaluator:
         `validation`, score it on `test` once, log the scores and the model, register it."""
         self._warm_up.join()
         models = [load_checkpoint_model(checkpoint) for checkpoint in checkpoints]
-        members, validation_score = members_to_average(
-            [predict(model, validation) for model in models], validation.labels, metric
-        )
+        probabilities = [predict(model, validation) for model in models]
+        members, validation_score = members_to_average(probabilities, validation.labels, metric)
+        chosen = running_means(probabilities)[members - 1]
+        scored = registry.ValidationScore(metric, validation_score,
+                                          bootstrap_standard_error(chosen, validation.labels, metric), validation.digest())
         champion = average(models[:members])
         test_metrics = evaluate(champion, test).metrics
         registry.log_test_metrics(parent_run_id, test_metrics)
-        registration = registry.register(parent_run_id, champion, test, test_metrics.accuracy, model_name)
+        registration = registry.register(parent_run_id, champion, test, test_metrics.accuracy, scored, model_name)
         return Champion(members, validation_score, test_metrics, registration)
 
     def _warm_up_at_lowest_priority(self) -> None:

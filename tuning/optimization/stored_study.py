@@ -12,7 +12,7 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,7 +29,11 @@ TUNE_TRIAL_ID_ATTR = "tune_trial_id"
 """User attribute of an Optuna trial: the Ray Tune trial it is (its folder and MLflow run carry the same id)."""
 WARM_START_SOURCE_ATTR = "warm_start_from"
 """User attribute of a warm-start trial: the study it was copied from."""
+SCORED_ON_ATTR = "scored_on"
+"""User attribute of a study: its `ScoringTerms`, so that a later search can tell whether its scores compare."""
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
+TERM_NAMES = {"metric": "--metric", "direction": "direction", "max_epochs": "--max-epochs", "train_size": "--train-size",
+              "dataset": "dataset", "validation_fraction": "--validation-fraction"}
 
 
 class StudyError(ValueError):
@@ -37,11 +41,35 @@ class StudyError(ValueError):
 
 
 @dataclass(frozen=True)
+class ScoringTerms:
+    """What a study's values mean: the metric and its direction, and what they were measured after and on."""
+
+    metric: str
+    direction: Literal["minimize", "maximize"]
+    max_epochs: int
+    train_size: int | None
+    dataset: str
+    """The dataset's digest."""
+    validation_fraction: float
+
+    def differences(self, earlier: dict[str, Any] | None) -> list[str]:
+        """The terms in which `earlier` (a study's recorded terms; None when it recorded none) differs from these,
+        e.g. `--max-epochs 9 (this search: 27)`."""
+        if earlier is None:
+            return ["its terms are not recorded"]
+        return [f"{TERM_NAMES[name]} {earlier.get(name)} (this search: {value})" for name, value in asdict(self).items()
+                if earlier.get(name) != value]
+
+
+@dataclass(frozen=True)
 class WarmStart:
-    """Finished trials of earlier studies that fit the new space, and how many did not."""
+    """Finished trials of earlier studies that fit the new space, how many did not, and how many of the kept ones were
+    demoted to PRUNED because their study scored on other terms (with what differed)."""
 
     trials: list[FrozenTrial]
     skipped: int
+    demoted: int = 0
+    differences: tuple[str, ...] = ()
 
 
 def shown_url(url: str) -> str:
@@ -95,12 +123,13 @@ def check_exists(storage: optuna.storages.BaseStorage | None, url: str, name: st
 
 
 def create(
-    storage: optuna.storages.BaseStorage, name: str, direction: Literal["minimize", "maximize"],
-    first_trials: list[dict[str, Any]], warm_start: WarmStart,
+    storage: optuna.storages.BaseStorage, name: str, terms: ScoringTerms, first_trials: list[dict[str, Any]],
+    warm_start: WarmStart,
 ) -> optuna.Study:
-    """The search's study: warm-start trials added as they were, then each of `first_trials` queued, in order,
-    unless a warm-start trial already tried it."""
-    study = optuna.create_study(storage=storage, study_name=name, direction=direction)
+    """The search's study, recording its scoring `terms`: warm-start trials added, then each of `first_trials` queued,
+    in order, unless a warm-start trial already tried it."""
+    study = optuna.create_study(storage=storage, study_name=name, direction=terms.direction)
+    study.set_user_attr(SCORED_ON_ATTR, asdict(terms))
     study.add_trials(warm_start.trials)
     for params in first_trials:
         if all(trial.params != params for trial in warm_start.trials):
@@ -110,22 +139,35 @@ def create(
 
 def warm_start_trials(
     storage: optuna.storages.BaseStorage, sources: tuple[str, ...], distributions: dict[str, BaseDistribution],
-    fixed: dict[str, Any],
+    fixed: dict[str, Any], terms: ScoringTerms,
 ) -> WarmStart:
     """The finished trials of each `sources` study that the new space could have asked for: every searched
-    setting inside its distribution, and every setting the new space holds fixed at that value."""
-    kept, skipped = [], 0
+    setting inside its distribution, and every setting the new space holds fixed at that value. A study scored by
+    another metric or direction is refused; one scored on other terms (epochs, training images, data, validation share)
+    gives its trials as PRUNED at their last epoch, so TPE does not take their values as final ones of this search."""
+    kept, skipped, demoted, differences = [], 0, 0, []
     for source in sources:
-        for trial in optuna.load_study(study_name=source, storage=storage).get_trials(deepcopy=False, states=FINISHED_STATES):
+        study = optuna.load_study(study_name=source, storage=storage)
+        recorded = study.user_attrs.get(SCORED_ON_ATTR)
+        if study.direction.name.lower() != terms.direction or (recorded and recorded.get("metric") != terms.metric):
+            raise StudyError(f"--warm-start {source}: its trials {(recorded or {}).get('metric', 'scored')} "
+                             f"({study.direction.name.lower()}); this search {terms.metric} ({terms.direction}): "
+                             "their values do not compare")
+        differs = terms.differences(recorded)
+        differences += [f"{source}: {difference}" for difference in differs]
+        for trial in study.get_trials(deepcopy=False, states=FINISHED_STATES):
             if not _fits(trial.params, distributions, fixed):
                 skipped += 1
                 continue
+            state, value = trial.state, trial.value
+            if differs and state == TrialState.COMPLETE and trial.last_step is not None:
+                state, value, demoted = TrialState.PRUNED, trial.intermediate_values[trial.last_step], demoted + 1
             kept.append(optuna.trial.create_trial(
-                state=trial.state, value=trial.value, params={name: trial.params[name] for name in distributions},
+                state=state, value=value, params={name: trial.params[name] for name in distributions},
                 distributions=distributions, intermediate_values=trial.intermediate_values,
                 user_attrs={**trial.user_attrs, WARM_START_SOURCE_ATTR: source},
             ))
-    return WarmStart(kept, skipped)
+    return WarmStart(kept, skipped, demoted, tuple(differences))
 
 
 def _fits(params: dict[str, Any], distributions: dict[str, BaseDistribution], fixed: dict[str, Any]) -> bool:

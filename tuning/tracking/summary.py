@@ -42,9 +42,7 @@ def summary_lines(results: tune.ResultGrid, metric: str, mode: Mode, champion: C
     test_metrics, registration = champion.test_metrics, champion.registration
     lines.append(f"Test set: accuracy {test_metrics.accuracy:.4f}, precision {test_metrics.precision:.4f}, "
                  f"recall {test_metrics.recall:.4f}, F1 {test_metrics.f1:.4f}")
-    standing = "now the champion" if registration.promoted else (
-        f"champion unchanged (it has test accuracy {registration.previous_champion_accuracy:.4f})")
-    lines.append(f"Model: {registration.model_uri}, {standing}")
+    lines.append(f"Model: {registration.model_uri}, {registration.standing}")
     lines.append("Every trial with every setting: python -m tuning.report, or MLflow's run comparison")
     lines.append(f"MLflow: {tracking_uri}")
     lines.append(f"  the search's run: {parent_run_id}")
