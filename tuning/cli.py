@@ -124,6 +124,8 @@ def build_parser() -> OneLineErrorParser:
 
     where = parser.add_argument_group("where things run and go")
     setting(where, "address", "Ray cluster address (default: $RAY_ADDRESS, else a local Ray)")
+    setting(where, "wait_for_nodes_s", "on an autoscaling cluster: when no Ray node can hold a trial, ask the "
+            "autoscaler for one and wait this many seconds", type=float)
     setting(where, "storage_path", "Tune results, checkpoints and TensorBoard logs (a path or URI shared by all nodes)")
     where.add_argument("--name", default=None,
                        help="the search's name: its folder under --storage-path and its MLflow run "

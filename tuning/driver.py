@@ -93,7 +93,7 @@ def prepare(settings: SearchSettings, saved: SavedSearch | None) -> PreparedSear
     nodes = cluster.live_nodes()
     trial_cpus = settings.trial_cpus(cluster.smallest_node_cpus(nodes),
                                      cluster.cpus_per_gpu_trial(nodes, settings.gpus_per_trial))
-    cluster.check_trial_fits_a_node(nodes, trial_cpus, settings.gpus_per_trial)
+    nodes = cluster.nodes_once_a_trial_fits(trial_cpus, settings.gpus_per_trial, settings.wait_for_nodes_s)
     experiment_id = parent_run.ensure_experiment(settings.tracking_uri, settings.experiment_name)
     if saved:
         parent_run.check_run_exists(settings.tracking_uri, saved.parent_run_id)

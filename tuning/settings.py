@@ -34,7 +34,7 @@ WHOLE_NODE_BUDGET_S = 2700.0
 trials, so the first (a measured good point) trains as many epochs as it can (docs/benchmarks.md, "Packing")."""
 MIN_TRAIN_SIZE = 100  # a class-balanced subset needs a few images of each of the 10 classes
 
-WHERE_IT_RUNS = frozenset({"address", "tracking_uri", "storage_path", "max_failures"})
+WHERE_IT_RUNS = frozenset({"address", "tracking_uri", "storage_path", "max_failures", "wait_for_nodes_s"})
 """Settings a resumed search may change: where it runs and how hard it retries, not what it searches."""
 NOT_LOGGED = WHERE_IT_RUNS | {"study_storage"}
 """Settings kept out of MLflow's params: where things are, which may hold credentials."""
@@ -77,6 +77,8 @@ class SearchSettings:
     warm_start: tuple[str, ...] = ()
     max_failures: int = 2
     address: str | None = None
+    wait_for_nodes_s: float = 0.0
+    """When no live node can hold a trial, how long to wait for the cluster's autoscaler to add one (0: fail at once)."""
     storage_path: str = "results"
     tracking_uri: str = DEFAULT_TRACKING_URI
     study_storage: str = DEFAULT_STUDY_STORAGE
@@ -142,6 +144,7 @@ class SearchSettings:
         _at_least("ensemble_size", self.ensemble_size, 1)
         _at_least("max_failures", self.max_failures, -1)
         _at_least("gpus_per_trial", self.gpus_per_trial, 0)
+        _at_least("wait_for_nodes_s", self.wait_for_nodes_s, 0)
         if self.grace_period > self.max_epochs:
             raise SettingsError(f"--grace-period {self.grace_period} cannot exceed --max-epochs {self.max_epochs}")
         if not self.reduction_factor > 1:

@@ -1,20 +1,24 @@
 """Joining Ray, and what a cluster's live nodes can hold: the CPUs `auto` gives a trial, and a trial no node can hold."""
 
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 import time
 from pathlib import Path
 
 import pytest
 import ray
+from ray.cluster_utils import Cluster
 
 from tests.tuning.conftest import free_port
 from tuning.runtime.cluster import (
     LATEST_LOCAL_RAY_FILE,
     ClusterError,
+    a_node_fits,
     check_trial_fits_a_node,
     connect,
     cpus_per_gpu_trial,
     live_nodes,
+    nodes_once_a_trial_fits,
     smallest_node_cpus,
     total,
 )
@@ -42,6 +46,36 @@ def test_a_trial_larger_than_every_node_is_refused_naming_the_flag() -> None:
     with pytest.raises(ClusterError, match=r"^--cpus-per-trial 5: no Ray node has that many CPUs "
                                             r"\(the largest has 4; 3 nodes, 6 in all\)$"):
         check_trial_fits_a_node([HEAD_WITHOUT_CPUS, *WORKERS], cpus_per_trial=5, gpus_per_trial=0)
+
+
+def test_a_trial_fits_a_node_with_enough_of_both() -> None:
+    gpu_node = {"CPU": 8.0, "GPU": 1.0}
+    assert a_node_fits([HEAD_WITHOUT_CPUS, *WORKERS], cpus_per_trial=4, gpus_per_trial=0)
+    assert not a_node_fits([HEAD_WITHOUT_CPUS, *WORKERS], cpus_per_trial=1, gpus_per_trial=1)
+    assert a_node_fits([*WORKERS, gpu_node], cpus_per_trial=8, gpus_per_trial=1)
+    assert not a_node_fits([{"CPU": 4.0}, {"CPU": 2.0, "GPU": 2.0}], cpus_per_trial=4, gpus_per_trial=1), "on one node"
+
+
+@pytest.mark.slow
+def test_the_search_waits_for_a_node_that_fits_and_says_when_none_came() -> None:
+    """As on an autoscaling cluster whose GPU group starts at 0 nodes: the node joins while the search waits."""
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    ray.init(address=cluster.address, configure_logging=False, log_to_driver=False)
+    try:
+        with pytest.raises(ClusterError, match=r"^--gpus-per-trial 1: no Ray node has that many GPUs .*"
+                                                r"none joined in --wait-for-nodes-s 1\)$"):
+            nodes_once_a_trial_fits(1, 1, wait_s=1)
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=1) as pool:  # the node joins from this thread: Ray's Cluster wants the main one
+            waiting = pool.submit(nodes_once_a_trial_fits, 1, 1, 120)
+            time.sleep(3.0)
+            assert not waiting.done()
+            cluster.add_node(num_cpus=1, num_gpus=1)
+            nodes = waiting.result(timeout=60)
+        assert a_node_fits(nodes, 1, 1) and time.monotonic() - started < 60
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
 
 
 @pytest.mark.slow

@@ -63,6 +63,7 @@ def test_a_short_max_epochs_brings_asha_s_first_rung_with_it_unless_the_rung_is_
         (["--startup-trials", "0"], "--startup-trials must be at least 1, got 0"),
         (["--ensemble-size", "0"], "--ensemble-size must be at least 1, got 0"),
         (["--max-failures", "-2"], "--max-failures must be at least -1, got -2"),
+        (["--wait-for-nodes-s", "-5"], "--wait-for-nodes-s must be at least 0, got -5.0"),
         (["--name", "a/b"], "--name must be a plain folder name, got 'a/b'"),
         (["--warm-start", ""], "--warm-start must name an earlier search, got ''"),
         (["--name", "x", "--warm-start", "x"], "--warm-start must name an earlier search, got 'x'"),

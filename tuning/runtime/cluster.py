@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import ray
+from ray.autoscaler.sdk import request_resources
 
 from tuning.runtime.error_text import first_line
 from tuning.runtime.library_output import QUIET_LIBRARIES
@@ -152,10 +153,39 @@ def cpus_per_gpu_trial(nodes: list[NodeResources], gpus_per_trial: float) -> flo
     return float(max(1, int(min(shares)))) if shares else 1.0
 
 
-def check_trial_fits_a_node(nodes: list[NodeResources], cpus_per_trial: float, gpus_per_trial: float) -> None:
+def check_trial_fits_a_node(nodes: list[NodeResources], cpus_per_trial: float, gpus_per_trial: float,
+                            waited_s: float = 0.0) -> None:
     """ClusterError, naming the flag, when none of these nodes can hold one trial (Tune would wait for it forever)."""
     for flag_name, resource, wanted in (("--cpus-per-trial", "CPU", cpus_per_trial), ("--gpus-per-trial", "GPU", gpus_per_trial)):
         largest = max((node.get(resource, 0.0) for node in nodes), default=0.0)
         if wanted > largest:
+            waited = f"; none joined in --wait-for-nodes-s {waited_s:g}" if waited_s else ""
             raise ClusterError(f"{flag_name} {wanted:g}: no Ray node has that many {resource}s "
-                                f"(the largest has {largest:g}; {len(nodes)} nodes, {total(nodes, resource):g} in all)")
+                                f"(the largest has {largest:g}; {len(nodes)} nodes, {total(nodes, resource):g} in all{waited})")
+
+
+def a_node_fits(nodes: list[NodeResources], cpus_per_trial: float, gpus_per_trial: float) -> bool:
+    """Whether one of these nodes can hold a trial of these CPUs and GPUs."""
+    return any(node.get("CPU", 0.0) >= cpus_per_trial and node.get("GPU", 0.0) >= gpus_per_trial for node in nodes)
+
+
+NODE_POLL_S = 2.0
+
+
+def nodes_once_a_trial_fits(cpus_per_trial: float, gpus_per_trial: float, wait_s: float) -> list[NodeResources]:
+    """The live nodes, once one can hold a trial. On an autoscaling cluster a node that fits may not be up yet (a GPU
+    group at 0 nodes): when none fits, ask the autoscaler for one trial's resources and wait up to `wait_s` for it to
+    join. ClusterError, naming the flag, when none does (Tune would wait for it forever)."""
+    nodes = live_nodes()
+    if wait_s > 0 and not a_node_fits(nodes, cpus_per_trial, gpus_per_trial):
+        bundle = {"CPU": cpus_per_trial, **({"GPU": gpus_per_trial} if gpus_per_trial else {})}
+        request_resources(bundles=[bundle])
+        deadline = time.monotonic() + wait_s
+        try:
+            while not a_node_fits(nodes, cpus_per_trial, gpus_per_trial) and time.monotonic() < deadline:
+                time.sleep(NODE_POLL_S)
+                nodes = live_nodes()
+        finally:  # the trials' own demands keep the node; a standing request would keep it after the search
+            request_resources(bundles=[])
+    check_trial_fits_a_node(nodes, cpus_per_trial, gpus_per_trial, waited_s=wait_s)
+    return nodes
