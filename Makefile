@@ -4,6 +4,7 @@ PYTHON ?= python3
 COMPOSE ?= docker-compose
 WORKERS ?= 2
 SEARCH_ARGS ?= --num-samples 10 --max-epochs 3 --max-concurrent-trials 3
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 
 .PHONY: help install run test test-fast wheelhouse build build-gpu start stop search logs search-stop report serve platform-test clean
 
@@ -29,15 +30,17 @@ test-fast: install  ## the tests that need no service, start no Ray and train no
 wheelhouse:  ## optional: Python wheels for image builds without PyPI in the containers
 	bash platform/python/build-wheelhouse.sh wheelhouse
 
-build: .env  ## build every image (BASE_IMAGE / POSTGRES_BASE_IMAGE in .env pick the bases)
+build: .env  ## build every image, tagged latest and the project's version (BASE_IMAGE / POSTGRES_BASE_IMAGE in .env pick the bases)
 	mkdir -p wheelhouse
-	set -a && . ./.env && set +a && docker build -t fmnist-tune/python:latest \
+	set -a && . ./.env && set +a && docker build -t fmnist-tune/python:latest -t fmnist-tune/python:$(VERSION) \
 	  --build-arg BASE_IMAGE=$${BASE_IMAGE:-python:3.11-slim} -f platform/python/Dockerfile .
 	$(COMPOSE) build postgres
+	docker tag fmnist-tune/postgres:latest fmnist-tune/postgres:$(VERSION)
 
 build-gpu: .env  ## the runtime image for GPU nodes, fmnist-tune/python-gpu (TensorFlow with CUDA)
 	mkdir -p wheelhouse
-	set -a && . ./.env && set +a && docker build -t fmnist-tune/python-gpu:latest --build-arg TENSORFLOW=gpu \
+	set -a && . ./.env && set +a && docker build -t fmnist-tune/python-gpu:latest -t fmnist-tune/python-gpu:$(VERSION) \
+	  --build-arg TENSORFLOW=gpu \
 	  --build-arg BASE_IMAGE=$${BASE_IMAGE:-python:3.11-slim} -f platform/python/Dockerfile .
 
 start: .env  ## start the platform with $(WORKERS) Ray workers

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import copy
+import tomllib
 
 import pytest
 import yaml
 from ray.autoscaler._private.util import prepare_config, validate_config
 
 from tests.conftest import REPOSITORY
+
+
+def project_version() -> str:
+    return tomllib.loads((REPOSITORY / "pyproject.toml").read_text())["project"]["version"]
 
 
 @pytest.fixture
@@ -31,7 +36,8 @@ def test_ray_rejects_a_broken_copy(cluster_config: dict) -> None:
 
 def test_nodes_share_storage_token_and_image(cluster_config: dict) -> None:
     options = cluster_config["docker"]["run_options"]
-    assert cluster_config["docker"]["image"] == "fmnist-tune/ray:latest"
+    assert cluster_config["docker"]["image"] == f"fmnist-tune/python:{project_version()}", "the image `make build` tags"
+    assert "-t fmnist-tune/python:$(VERSION)" in (REPOSITORY / "Makefile").read_text()
     assert "--env=RAY_AUTH_MODE=token" in options
     assert any(option.startswith("--volume=") and option.endswith(":/results") for option in options)
     assert any(option.startswith("--env=MLFLOW_TRACKING_URI=") for option in options)

@@ -59,12 +59,37 @@ def submit(jobs: JobSubmissionClient, search_args: list[str]) -> str:
     return jobs.submit_job(entrypoint=f"{SEARCH_ENTRYPOINT} {shlex.join(search_args)}", submission_id=job_id)
 
 
+def search_jobs(jobs: JobSubmissionClient) -> list[JobDetails]:
+    """Every search submitted to the cluster as a job."""
+    return [job for job in jobs.list_jobs() if job.entrypoint.startswith(SEARCH_ENTRYPOINT) and job.submission_id]
+
+
 def latest_search(jobs: JobSubmissionClient) -> JobDetails:
     """The search job submitted last."""
-    searches = [job for job in jobs.list_jobs() if job.entrypoint.startswith(SEARCH_ENTRYPOINT) and job.submission_id]
+    searches = search_jobs(jobs)
     if not searches:
         raise JobError("no search has been submitted to this cluster; start one with: python -m tuning.jobs submit")
     return max(searches, key=lambda job: job.start_time or 0)
+
+
+def search_name(entrypoint: str) -> str | None:
+    """The `--name` a search job's entrypoint gives its search."""
+    flags = shlex.split(entrypoint)
+    return flags[flags.index("--name") + 1] if "--name" in flags[:-1] else None
+
+
+def newest_job(searches: list[JobDetails], name_or_id: str) -> str:
+    """The job that `name_or_id` means: the newest job of the search of that name (a resumed search runs as a job of its
+    own, `<name>-<time>`), else the job of that id, as given."""
+    of_the_search = [job for job in searches if search_name(job.entrypoint) == name_or_id]
+    if not of_the_search:
+        return name_or_id
+    return str(max(of_the_search, key=lambda job: job.start_time or 0).submission_id)
+
+
+def resolve(jobs: JobSubmissionClient, name_or_id: str | None) -> str:
+    """The job an action addresses: `name_or_id` resolved by `newest_job`, or the latest search."""
+    return newest_job(search_jobs(jobs), name_or_id) if name_or_id else str(latest_search(jobs).submission_id)
 
 
 def end_search_run(entrypoint: str) -> str:
@@ -72,7 +97,7 @@ def end_search_run(entrypoint: str) -> str:
     own flags (or the cluster's `MLFLOW_TRACKING_URI`) name it; what was done, in one line."""
     flags = shlex.split(entrypoint)
     given = {flag: flags[index + 1] for index, flag in enumerate(flags[:-1]) if flag.startswith("--")}
-    name = given.get("--name", "")
+    name = search_name(entrypoint) or ""
     try:
         killed = parent_run.kill_running_search_run(resolve_tracking_uri(given.get("--tracking-uri")),
                                                     given.get("--experiment-name", DEFAULT_EXPERIMENT), name)
@@ -103,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     submit_parser.add_argument("search_args", nargs=argparse.REMAINDER)
     for action, text in (("logs", "print a search's log"), ("stop", "stop a search"), ("status", "a search's status")):
         sub = actions.add_parser(action, help=text)
-        sub.add_argument("job_id", nargs="?", help="the job (default: the latest search)")
+        sub.add_argument("job_id", nargs="?", help="a search's name (its newest job, a resumed one included) or a job id "
+                         "(default: the latest search)")
         if action == "logs":
             sub.add_argument("--follow", action="store_true", help="keep printing until the search ends")
             sub.add_argument("--storage-path", default="results",
@@ -118,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             job_id = submit(jobs, [arg for arg in options.search_args if arg != "--"])
             print(f"submitted {job_id}; follow it with: python -m tuning.jobs logs --follow {job_id}")
             return _exit_code(follow(jobs, job_id)) if options.follow else 0
-        job_id = options.job_id or str(latest_search(jobs).submission_id)
+        job_id = resolve(jobs, options.job_id)
         if options.action == "stop":
             stopped = jobs.stop_job(job_id)
             print(f"{job_id}: {'stopping' if stopped else 'already ended'} ({jobs.get_job_status(job_id).value})")
@@ -136,7 +162,7 @@ def print_log(job_id: str | None, storage_path: str, keep_following: bool) -> in
     """The search's log from Ray's job API; for a search Ray no longer knows, the copy in its folder."""
     try:
         jobs = client()
-        job_id = job_id or str(latest_search(jobs).submission_id)
+        job_id = resolve(jobs, job_id)
         if keep_following:
             return _exit_code(follow(jobs, job_id))
         print(jobs.get_job_logs(job_id), end="")
