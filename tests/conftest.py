@@ -1,4 +1,8 @@
-"""Shared fixtures: the real Fashion-MNIST files and slices of them."""
+"""Shared fixtures: the real Fashion-MNIST files and slices of them.
+
+The tests read the dataset where the README tells users to put it, `data/` in the clone (either public layout, plain
+or gzipped), or where `FMNIST_TEST_DATA` points.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ import pytest
 from fmnist import data
 
 REPOSITORY = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("FMNIST_TEST_DATA", REPOSITORY.parent / "shared" / "data" / "fashion-mnist"))
+TEST_DATA_ENV = "FMNIST_TEST_DATA"
 
 
 SERVICE_FIXTURES = frozenset({"postgres_database", "study_storage_url", "mlflow_server", "private_postgres"})
@@ -26,12 +30,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.slow)
 
 
+def test_data_dir() -> Path:
+    """`$FMNIST_TEST_DATA`, else the clone's `data/`: a folder holding one complete layout of the real dataset."""
+    folder = Path(os.environ.get(TEST_DATA_ENV) or REPOSITORY / "data")
+    if not data.find_sources(folder):
+        raise RuntimeError(f"{folder}: no Fashion-MNIST (Kaggle's CSVs or Zalando's IDX files); put it in data/ as the "
+                           f"README says, or set {TEST_DATA_ENV}")
+    return folder
+
+
 @pytest.fixture(scope="session")
 def shared_data_dir() -> Path:
-    """The real dataset in both layouts (read-only)."""
-    if not (SHARED_DATA / "fashion-mnist_train.csv.gz").exists():
-        raise RuntimeError(f"{SHARED_DATA}: real Fashion-MNIST not found; set FMNIST_TEST_DATA")
-    return SHARED_DATA
+    """The real dataset (read-only)."""
+    return test_data_dir()
 
 
 @pytest.fixture(scope="session")
@@ -41,12 +52,20 @@ def dataset(shared_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 @pytest.fixture(scope="session")
-def csv_lines(shared_data_dir: Path) -> dict[str, list[bytes]]:
-    """Header plus the first 300 records of each real Kaggle CSV."""
+def csv_lines(shared_data_dir: Path, dataset: data.FashionMNIST) -> dict[str, list[bytes]]:
+    """Header plus the first 300 records of each real Kaggle CSV (written from the records when only IDX files are
+    there)."""
     lines = {}
     for split in ("train", "test"):
-        with gzip.open(shared_data_dir / f"fashion-mnist_{split}.csv.gz", "rb") as handle:
-            lines[split] = [next(handle).rstrip(b"\n") for _ in range(301)]
+        compressed, plain = (shared_data_dir / f"fashion-mnist_{split}.csv{suffix}" for suffix in (".gz", ""))
+        if compressed.exists() or plain.exists():
+            with gzip.open(compressed, "rb") if compressed.exists() else plain.open("rb") as handle:
+                lines[split] = [next(handle).rstrip(b"\r\n") for _ in range(301)]
+        else:
+            records = getattr(dataset, split)
+            header = b"label," + b",".join(b"pixel%d" % pixel for pixel in range(1, 785))
+            lines[split] = [header] + [b",".join(b"%d" % value for value in (label, *image.ravel()))
+                                       for label, image in zip(records.labels[:300], records.images[:300], strict=True)]
     return lines
 
 

@@ -27,4 +27,4 @@ def test_the_compose_override_gives_ray_workers_the_gpu_image_and_the_hosts_gpus
     (devices,) = worker["deploy"]["resources"]["reservations"]["devices"]
     assert devices["driver"] == "nvidia" and devices["capabilities"] == ["gpu"]
     makefile = (REPOSITORY / "Makefile").read_text()
-    assert "-t fmnist-tune/python-gpu:latest --build-arg TENSORFLOW=gpu" in makefile
+    assert "-t fmnist-tune/python-gpu:latest -t fmnist-tune/python-gpu:$(VERSION)" in makefile and "TENSORFLOW=gpu" in makefile

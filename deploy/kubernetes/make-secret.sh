@@ -14,5 +14,7 @@ for key in "${keys[@]}"; do
     exit 2
   fi
   data+="  $key: $(printf '%s' "$value" | base64 -w 0)"$'\n'
+  # KubeRay reads the Ray token from the RayCluster's authOptions.secretName under its own key, auth_token
+  if [ "$key" = RAY_AUTH_TOKEN ]; then data+="  auth_token: $(printf '%s' "$value" | base64 -w 0)"$'\n'; fi
 done
 printf 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: fmnist-tune\ntype: Opaque\ndata:\n%s' "$data"

@@ -6,6 +6,8 @@ set -euo pipefail
 bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 : "${POSTGRES_USER:?set POSTGRES_USER}" "${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD}" "${POSTGRES_DB:?set POSTGRES_DB}"
 OPTUNA_DB=${OPTUNA_DB:-optuna}
+# PostgreSQL refuses a data folder that others may read; a volume's owner may have added group bits (Kubernetes' fsGroup)
+if [ -d "$PGDATA" ]; then chmod 0700 "$PGDATA"; fi
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
   password_file=$(mktemp)
   printf '%s\n' "$POSTGRES_PASSWORD" > "$password_file"
