@@ -116,16 +116,16 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture
-def local_mirror(tmp_path: Path, shared_data_dir: Path) -> Iterator[tuple[str, Path]]:
-    """An HTTP server on 127.0.0.1 serving copies of the real IDX files (downloaded from the official mirror, as the
-    product does, when the test data holds only the CSVs)."""
+def local_mirror(tmp_path: Path, shared_data_dir: Path, dataset) -> Iterator[tuple[str, Path]]:
+    """An HTTP server on 127.0.0.1 serving copies of the real IDX files (written from the records when the test data
+    holds only the CSVs)."""
     served = tmp_path / "mirror"
     served.mkdir()
     if all((shared_data_dir / name).exists() for name in OFFICIAL_MD5):
         for name in OFFICIAL_MD5:
             shutil.copy(shared_data_dir / name, served / name)
     else:
-        download_official(served)
+        write_idx_slice(served, dataset, size=len(dataset.train), compress=True)
     handler = functools.partial(_QuietHandler, directory=str(served))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
