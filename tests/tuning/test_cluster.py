@@ -1,8 +1,8 @@
 """Joining Ray, and what a cluster's live nodes can hold: the CPUs `auto` gives a trial, and a trial no node can hold."""
 
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from mlflow.tracking import MlflowClient
 
 from fmnist.config import ModelConfig
 from fmnist.data import FashionMNIST
+from fmnist.images import png
 from fmnist.model import build
 from tests.tuning.conftest import free_port, search_environment, wait_for_http
 from tuning.champion.load import run_load
@@ -28,6 +30,22 @@ from tuning.champion.registry import CHAMPION_ALIAS, ValidationScore, register
 pytestmark = pytest.mark.slow  # starts a model server on TensorFlow
 
 MODEL = "fmnist-cnn-served"
+CHROMIUM = "/usr/bin/chromium"  # Debian's chromium package
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+def npy(images: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, images)
+    return buffer.getvalue()
+
+
+def form(pictures: list[bytes]) -> tuple[bytes, str]:
+    """A multipart form with each picture as a file field; (body, content type)."""
+    parts = [b'--edge\r\nContent-Disposition: form-data; name="image"; filename="%d.png"\r\nContent-Type: image/png\r\n\r\n'
+             % number + picture + b"\r\n" for number, picture in enumerate(pictures)]
+    return b"".join(parts) + b"--edge--\r\n", "multipart/form-data; boundary=edge"
 
 
 def _register(tracking_uri: str, dataset: FashionMNIST, config: ModelConfig, validation_accuracy: float) -> str:
@@ -69,13 +87,75 @@ def served(dataset: FashionMNIST, tmp_path_factory: pytest.TempPathFactory) -> I
         mlflow.set_tracking_uri(previous_tracking_uri)
 
 
-def _post(url: str, payload: dict) -> tuple[int, dict[str, str], dict]:
-    request = urllib.request.Request(f"{url}/invocations", json.dumps(payload).encode(), {"Content-Type": "application/json"})
+def _post(url: str, payload: dict | bytes, content_type: str = "application/json") -> tuple[int, dict[str, str], dict]:
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    request = urllib.request.Request(f"{url}/invocations", body, {"Content-Type": content_type})
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, dict(response.headers), json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers), json.loads(error.read())
+
+
+def test_pictures_forms_and_npy_batches_are_answered_as_their_pixels_with_class_names(
+        served: tuple[str, str], dataset: FashionMNIST) -> None:
+    """The dataset's own images written as PNG: the same answer as their pixels in JSON, each class named."""
+    url, _ = served
+    images = dataset.test.images[:3]
+    _, _, as_json = _post(url, {"inputs": images.astype(int).tolist()})
+    assert [entry["class"] for entry in as_json["classes"]] == [
+        as_json["class_names"][int(np.argmax(row))] for row in as_json["predictions"]]
+    status, _, as_png = _post(url, png(images[0]), "image/png")
+    assert status == 200 and as_png["classes"][0]["class"] == as_json["classes"][0]["class"]
+    np.testing.assert_allclose(as_png["predictions"], as_json["predictions"][:1], atol=1e-5)
+    for body, content_type in (form([png(image) for image in images]), (npy(images), "application/x-npy")):
+        status, _, answer = _post(url, body, content_type)
+        assert status == 200, answer
+        np.testing.assert_allclose(answer["predictions"], as_json["predictions"], atol=1e-5)
+
+
+def test_bad_uploads_get_a_4xx_with_a_one_line_reason_and_the_server_goes_on(served: tuple[str, str], dataset: FashionMNIST) -> None:
+    url, _ = served
+    boot = png(np.kron(dataset.test.images[0], np.ones((20, 20), dtype=np.uint8)))
+    huge = png(np.zeros((5000, 10000), dtype=np.uint8))
+    for body, content_type, status, reason in (
+        (b"%PDF-1.4 not an image", "image/png", 400, "not a PNG or JPEG image"),
+        (boot[: len(boot) // 2], "image/png", 400, "the image cannot be decoded"),
+        (huge, "image/png", 413, "the image is 10000x5000: at most 25,000,000 pixels are read"),
+        (b"", "image/jpeg", 400, "the image is empty"),
+        (png(dataset.test.images[0]), "application/octet-stream", 415, "Content-Type application/octet-stream: send image/png"),
+        (b"1,2\n", "text/csv", 400, ""),
+        (b"[" * 100_000 + b"]" * 100_000, "application/json", 400, "the JSON is nested too deeply"),
+        (b"\0" * (21 * 2**20), "image/png", 413, "the request is larger than the server takes"),
+    ):
+        answered, _, answer = _post(url, body, content_type)
+        assert (answered, answer["message"][: len(reason)]) == (status, reason), (content_type, answer)
+        assert "\n" not in answer["message"] and len(answer["message"]) <= 300
+    status, _, _ = _post(url, png(dataset.test.images[0]), "image/png")
+    assert status == 200, "the server stopped answering"
+
+
+def test_the_page_names_a_picture_in_a_real_browser(served: tuple[str, str], dataset: FashionMNIST, tmp_path: Path) -> None:
+    """Headless Chromium opens the page, uploads a dataset image as PNG and reads the class the server named."""
+    from playwright.sync_api import sync_playwright
+
+    url, _ = served
+    picture = tmp_path / "garment.png"
+    picture.write_bytes(png(dataset.test.images[0]))
+    _, headers, expected = _post(url, picture.read_bytes(), "image/png")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(url + "/")
+            page.set_input_files("#file", str(picture))
+            page.wait_for_selector("#result tr", timeout=30_000)
+            first_row = page.locator("#result tr").first.inner_text()
+            version = page.locator("#version").inner_text()
+        finally:
+            browser.close()
+    assert first_row.split("\t")[0] == expected["classes"][0]["class"]
+    assert version == f"model version {headers['x-model-version']}"
 
 
 def test_the_server_answers_as_the_model_does_and_names_its_version(served: tuple[str, str], dataset: FashionMNIST) -> None:

@@ -1,16 +1,19 @@
 """`python -m tuning.champion.load`: put a bounded load on a model server and print what it answered.
 
-Clients in threads, each on its own kept-alive connection, send the same request for a fixed time (and at most a
-fixed count): requests/s, images/s, latency p50/p99, errors, and the model versions that answered.
+Clients in threads, each on its own kept-alive connection, send requests for a fixed time (and at most a fixed
+count): requests/s, images/s, latency p50/p99, errors, and the model versions that answered. `--body` chooses what they
+send: MLflow's JSON of raw pixels, a PNG of each image (one a request), a .npy batch, or the three in turn (`mixed`).
 
 Example:
     python -m tuning.champion.load --url http://127.0.0.1:5001 --images 1 --clients 8 --seconds 30
+    python -m tuning.champion.load --body mixed --images 16 --clients 16 --seconds 60
 """
 
 from __future__ import annotations
 
 import collections
 import http.client
+import io
 import json
 import sys
 import threading
@@ -21,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fmnist.images import png
 from tuning.runtime.command_line import OneLineErrorParser
 from tuning.runtime.error_text import first_line
 
@@ -55,28 +59,51 @@ class LoadResult:
                 f"p99 {self.percentile_ms(99):7.1f} ms  errors {sum(self.errors.values())}")
 
 
-def request_body(images: np.ndarray) -> bytes:
-    """MLflow's scoring protocol: `{"inputs": [...]}`, the raw pixels as integers."""
-    return json.dumps({"inputs": images.astype(int).tolist()}).encode()
+BODIES = ("json", "png", "npy", "mixed")
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request's body, its content type and how many images it holds."""
+
+    body: bytes
+    content_type: str
+    images: int
+
+
+def requests_of(images: np.ndarray, body: str) -> list[Request]:
+    """What the clients send in turn: MLflow's `{"inputs": [...]}` of raw pixels (`json`), a PNG of the first image
+    (`png`), a .npy batch (`npy`), or one of each (`mixed`)."""
+    if body == "mixed":
+        return [request for kind in ("json", "png", "npy") for request in requests_of(images, kind)]
+    if body == "png":
+        return [Request(png(images[0]), "image/png", 1)]
+    if body == "npy":
+        buffer = io.BytesIO()
+        np.save(buffer, np.ascontiguousarray(images, dtype=np.uint8))
+        return [Request(buffer.getvalue(), "application/x-npy", len(images))]
+    return [Request(json.dumps({"inputs": images.astype(int).tolist()}).encode(), "application/json", len(images))]
 
 
 def run_load(url: str, images: np.ndarray, clients: int, seconds: float,
-             max_requests_per_client: int = MAX_REQUESTS_PER_CLIENT) -> LoadResult:
-    """`clients` threads posting `images` to `url`/invocations until `seconds` pass (or each sent its maximum)."""
+             max_requests_per_client: int = MAX_REQUESTS_PER_CLIENT, body: str = "json") -> LoadResult:
+    """`clients` threads posting `images` (as `body` says: `requests_of`) to `url`/invocations until `seconds` pass (or
+    each sent its maximum)."""
     target = urllib.parse.urlsplit(url)
-    body = request_body(images)
-    result = LoadResult(clients, len(images), seconds)
+    requests = requests_of(images, body)
+    result = LoadResult(clients, round(sum(request.images for request in requests) / len(requests)), seconds)
     lock = threading.Lock()
     deadline = time.monotonic() + seconds
 
     def client() -> None:
         connection = http.client.HTTPConnection(target.hostname, target.port, timeout=TIMEOUT_S)
-        for _ in range(max_requests_per_client):
+        for count in range(max_requests_per_client):
             if time.monotonic() >= deadline:
                 break
+            request = requests[count % len(requests)]
             started = time.perf_counter()
             try:
-                connection.request("POST", "/invocations", body, {"Content-Type": "application/json"})
+                connection.request("POST", "/invocations", request.body, {"Content-Type": request.content_type})
                 response = connection.getresponse()
                 response.read()
                 outcome = "ok" if response.status == 200 else f"HTTP {response.status}"
@@ -112,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=1, help="test images per request (default: %(default)s)")
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients (default: %(default)s)")
     parser.add_argument("--seconds", type=float, default=30.0, help="how long (default: %(default)s)")
+    parser.add_argument("--body", choices=BODIES, default="json",
+                        help="what each request holds: MLflow's JSON, a PNG, a .npy batch, or each in turn (default: %(default)s)")
     parser.add_argument("--data-dir", help="the dataset (default: $FMNIST_DATA_DIR or ./data)")
     options = parser.parse_args(argv)
     for name, lowest in (("images", 1), ("clients", 1)):
@@ -129,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(error))
     except (OSError, http.client.HTTPException) as error:
         parser.error(f"--url {options.url}: the model server does not answer /ping ({first_line(error)})")
-    result = run_load(options.url, images, options.clients, options.seconds)
+    result = run_load(options.url, images, options.clients, options.seconds, body=options.body)
     print(result.line())
     print(f"versions answering: {', '.join(f'{version} ({count})' for version, count in collections.Counter(result.versions).items())}")
     return 1 if result.errors else 0

@@ -1,12 +1,14 @@
 """`python -m tuning.champion.model_server`: the registry's champion over HTTP, following its alias without a restart.
 
-Each model version is served by MLflow's own scoring app (`mlflow.pyfunc.scoring_server`, what `mlflow models serve`
-runs: the same `/invocations` protocol, signature checks and errors), but for the common request, JSON `{"inputs":
-[...]}` of numbers, which goes straight to the model as one array: MLflow's parser copies every pixel in Python first
-and takes longer than the model itself (docs/benchmarks.md, "Serving"). A thread asks the registry every `--poll-s`
-seconds which version the alias names; a new one is loaded and warmed up beside the one serving, then takes the
-next requests, while requests already under way finish on the old one. Every response names the version that
-answered (`X-Model-Version`); a 4xx answer gives its reason in one short line, not the request back.
+`POST /invocations` takes a PNG or JPEG, several in a multipart form, a .npy batch of pixels, or MLflow's JSON
+(`tuning.champion.protocol`), and answers each image's class name and probability beside MLflow's `predictions`.
+`GET /` is a page to try it with a picture. Each model version is served by MLflow's own scoring app
+(`mlflow.pyfunc.scoring_server`, what `mlflow models serve` runs: the same `/invocations` protocol, signature checks and
+errors), but the bodies above go straight to the model as one array: MLflow's parser copies every pixel in Python first
+and takes longer than the model itself. A thread asks the registry every `--poll-s` seconds which version the alias
+names; a new one is loaded and warmed up beside the one serving, then takes the next requests, while requests already
+under way finish on the old one. Every response names the version that answered (`X-Model-Version`); a 4xx answer gives
+its reason in one short line, not the request back; a body over `--max-request-mb` is refused with 413.
 
 Example:
     MLFLOW_TRACKING_URI=http://127.0.0.1:5000 python -m tuning.champion.model_server --port 5001
@@ -15,14 +17,17 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import io
+import functools
 import json
+import os
 import re
+import socket
 import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
+from importlib import resources
 from typing import Any
 
 import mlflow
@@ -31,6 +36,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import scoring_server
 from mlflow.tracking import MlflowClient
 
+from tuning.champion import protocol
 from tuning.runtime import library_output
 from tuning.runtime.command_line import OneLineErrorParser
 from tuning.runtime.error_text import first_line
@@ -43,6 +49,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))$")
 VERSION_HEADER = b"x-model-version"
+MAX_REQUEST_BYTES = 20 * 1024 * 1024
+PAGE_FILE = "page.html"
+DRAINED_LIMITS = 4
 REASON_LIMIT = 300
 ECHOED_REQUEST = ("Failed to predict data '", "Failed to enforce schema of data '")
 """How MLflow's messages start when they hold the whole request before the reason."""
@@ -84,23 +93,13 @@ class ServedVersion:
     app: ASGIApp
     dtype: np.dtype
 
-    def predict_json(self, body: bytes) -> tuple[int, bytes] | None:
-        """(status, JSON answer) for `{"inputs": [...numbers...]}`, as MLflow's app answers it; None for any other body,
-        which MLflow's app then parses itself."""
+    def predict_named(self, images: np.ndarray) -> tuple[int, bytes]:
+        """(status, JSON answer) for a batch of raw pixels: the classes named (`protocol.named`), or MLflow's error."""
         try:
-            request = json.loads(body)
-            if not isinstance(request, dict) or set(request) != {"inputs"}:
-                return None
-            inputs = np.asarray(request["inputs"], dtype=self.dtype)
-        except (ValueError, TypeError, RecursionError):
-            return None
-        try:
-            predictions = self.model.predict(inputs)
+            probabilities = self.model.predict(np.asarray(images, dtype=self.dtype))
         except MlflowException as error:
             return error.get_http_status_code(), error.serialize_as_json().encode()
-        answer = io.StringIO()
-        scoring_server.predictions_to_json(predictions, answer)
-        return 200, answer.getvalue().encode()
+        return 200, protocol.named(probabilities)
 
 
 def load_version(name: str, version: str) -> ServedVersion:
@@ -114,8 +113,8 @@ def load_version(name: str, version: str) -> ServedVersion:
 class ChampionServer:
     """An ASGI app that hands each request to the version being served and names it in the response."""
 
-    def __init__(self, reference: ModelReference, poll_s: float = POLL_S) -> None:
-        self.reference, self.poll_s = reference, poll_s
+    def __init__(self, reference: ModelReference, poll_s: float = POLL_S, max_request_bytes: int = MAX_REQUEST_BYTES) -> None:
+        self.reference, self.poll_s, self.max_request_bytes = reference, poll_s, max_request_bytes
         self.served: ServedVersion | None = None
         self._last_problem: str | None = None
 
@@ -152,37 +151,48 @@ class ChampionServer:
         if scope["type"] == "lifespan":
             await _answer_lifespan(receive, send)
             return
+        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD") and scope["path"] == "/":
+            await _send_bytes(send, 200, page(), b"text/html; charset=utf-8")
+            return
         served = self.served
         if served is None:
             await _send_json(send, 503, {"error_code": "TEMPORARILY_UNAVAILABLE",
                                          "message": f"no version of {self.reference.name} to serve yet"})
             return
         send = _naming_version(send, served.version)
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/invocations" and _is_json(scope):
-            body = await _read_body(receive)
-            answer = await asyncio.to_thread(served.predict_json, body)
-            if answer is not None:
-                await _send_bytes(send, answer[0], answer[1])
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/invocations":
+            try:
+                body = await _read_body(scope, receive, self.max_request_bytes)
+                images = await asyncio.to_thread(protocol.pixels, _content_type(scope), body)
+            except protocol.RequestError as error:
+                code = "REQUEST_TOO_LARGE" if error.status == 413 else "BAD_REQUEST"
+                await _send_json(send, error.status, {"error_code": code, "message": str(error)})
+                return
+            if images is not None:
+                await _send_bytes(send, *await asyncio.to_thread(served.predict_named, images))
                 return
             receive = _replay(body)
         await served.app(scope, receive, send)
 
 
 def _naming_version(send: Send, version: str) -> Send:
-    """`send` with the version's header on the response, and a 4xx body cut to its reason."""
+    """`send` with the version's header on the response, a 4xx body cut to its reason, and the classes named in an
+    answer of MLflow's app."""
     held: list[Message] = []
 
     async def send_named(message: Message) -> None:
         if message["type"] == "http.response.start":
             message["headers"] = [*message.get("headers", []), (VERSION_HEADER, version.encode())]
-            if 400 <= message["status"] < 500:
+            if 400 <= message["status"] < 500 or _is_json_answer(message):
                 held.append(message)
                 return
         elif held and message["type"] == "http.response.body":
             held.append(message)
             if message.get("more_body"):
                 return
-            start, body = held[0], short_error(b"".join(part.get("body", b"") for part in held[1:]))
+            whole = b"".join(part.get("body", b"") for part in held[1:])
+            start = held[0]
+            body = short_error(whole) if start["status"] >= 400 else protocol.with_names(whole)
             start["headers"] = [(key, value) for key, value in start["headers"] if key.lower() != b"content-length"]
             start["headers"].append((b"content-length", str(len(body)).encode()))
             held.clear()
@@ -195,11 +205,12 @@ def _naming_version(send: Send, version: str) -> Send:
 
 
 def short_error(body: bytes) -> bytes:
-    """MLflow's error body with its message cut to the reason: MLflow puts the whole request before it."""
+    """MLflow's error body with its message cut to the reason (MLflow puts the whole request before it); a plain-text
+    one as JSON."""
     try:
         error = json.loads(body)
     except ValueError:
-        return body
+        error = {"message": body.decode("utf-8", errors="replace")}
     if not isinstance(error, dict) or not isinstance(error.get("message"), str):
         return body
     return json.dumps({"error_code": error.get("error_code", "BAD_REQUEST"), "message": short_reason(error["message"])}).encode()
@@ -220,24 +231,39 @@ async def _send_json(send: Send, status: int, content: dict[str, str]) -> None:
     await _send_bytes(send, status, json.dumps(content).encode())
 
 
-async def _send_bytes(send: Send, status: int, body: bytes) -> None:
+async def _send_bytes(send: Send, status: int, body: bytes, content_type: bytes = b"application/json") -> None:
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+                "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
 
 
-def _is_json(scope: Scope) -> bool:
-    content_type = dict(scope.get("headers", [])).get(b"content-type", b"").decode("latin-1").lower()
-    return [part.strip() for part in content_type.split(";")] in (["application/json"], ["application/json", "charset=utf-8"])
+def _is_json_answer(start: Message) -> bool:
+    return start["status"] == 200 and dict(start.get("headers", [])).get(b"content-type", b"").startswith(b"application/json")
 
 
-async def _read_body(receive: Receive) -> bytes:
-    chunks = []
-    while True:
+def _content_type(scope: Scope) -> protocol.ContentType:
+    return protocol.ContentType.parse(dict(scope.get("headers", [])).get(b"content-type", b"").decode("latin-1"))
+
+
+async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The request's body; RequestError (413) past `limit` bytes. The rest of a body too large is read and dropped (up to
+    `DRAINED_LIMITS` times the limit), so that a client still sending it reads the answer instead of a reset."""
+    chunks, size, more = [], 0, True
+    while more and size <= DRAINED_LIMITS * limit:
         message = await receive()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            return b"".join(chunks)
+        chunk, more = message.get("body", b""), bool(message.get("more_body"))
+        size += len(chunk)
+        if size <= limit:
+            chunks.append(chunk)
+    if size > limit:
+        raise protocol.RequestError(413, f"the request is larger than the server takes ({limit:,} bytes; --max-request-mb)")
+    return b"".join(chunks)
+
+
+@functools.cache
+def page() -> bytes:
+    """The page at `/`: choose or drop a picture, see its classes and the version that answered."""
+    return resources.files("tuning.champion").joinpath(PAGE_FILE).read_bytes()
 
 
 def _replay(body: bytes) -> Receive:
@@ -264,6 +290,15 @@ async def _answer_lifespan(receive: Receive, send: Send) -> None:
             return
 
 
+def why_not_listening(host: str, port: int) -> str | None:
+    """Why this process cannot listen on host:port (the port is taken, the address is not this machine's); None if it can."""
+    try:
+        with socket.create_server((host, port)):
+            return None
+    except OSError as error:
+        return os.strerror(error.errno) if error.errno else str(error)
+
+
 def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
@@ -274,11 +309,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     parser.add_argument("--port", type=int, default=5001, help="port (default: %(default)s)")
     parser.add_argument("--poll-s", type=float, default=POLL_S, help="seconds between registry checks (default: %(default)s)")
+    parser.add_argument("--max-request-mb", type=float, default=MAX_REQUEST_BYTES / 2**20,
+                        help="the largest request body taken, in MiB; larger ones get 413 (default: %(default)g)")
     options = parser.parse_args(argv)
     if not options.poll_s > 0:
         parser.error(f"--poll-s must be above 0, got {options.poll_s:g}")
+    if not options.max_request_mb > 0:
+        parser.error(f"--max-request-mb must be above 0, got {options.max_request_mb:g}")
+    if not 0 < options.port < 65536:
+        parser.error(f"--port must be between 1 and 65535, got {options.port}")
+    if (taken := why_not_listening(options.host, options.port)) is not None:
+        parser.error(f"--port {options.port}: cannot listen on {options.host}:{options.port} ({taken})")
     try:
-        server = ChampionServer(ModelReference.parse(options.model_uri), options.poll_s)
+        server = ChampionServer(ModelReference.parse(options.model_uri), options.poll_s, int(options.max_request_mb * 2**20))
     except ModelUriError as error:
         parser.error(str(error))
     started = time.monotonic()
