@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -70,3 +71,12 @@ def test_a_truncated_png_a_gif_and_a_50_megapixel_image_are_refused(garments: np
     huge = encoded(np.zeros((5000, 10000), dtype=np.uint8))
     with pytest.raises(ImageTooLarge, match=f"^the image is 10000x5000: at most {MAX_PIXELS:,} pixels are read$"):
         to_fashion_mnist(huge)
+
+
+def test_the_readmes_example_picture_is_the_ankle_boot_it_was_made_from(dataset: data.FashionMNIST) -> None:
+    """docs/examples/ankle-boot.png: test image 7 (an ankle boot) negated, enlarged 8x and put off-centre on white."""
+    picture = (Path(__file__).resolve().parents[2] / "docs" / "examples" / "ankle-boot.png").read_bytes()
+    fitted = to_fashion_mnist(picture).astype(float)
+    original = dataset.test.images[7].astype(float)
+    assert dataset.test.labels[7] == 9
+    assert np.corrcoef(fitted.ravel(), original.ravel())[0, 1] > 0.9

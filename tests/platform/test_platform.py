@@ -195,17 +195,24 @@ def model_server_memory_mb() -> float:
 
 
 def test_model_server_holds_a_minute_of_load(search_output: str, dataset) -> None:
-    """Many clients for a minute of mixed requests: no error, a bounded p99, every answer from the champion, memory
-    flat."""
+    """Many clients for a minute of mixed requests while a search trains beside them: no error, a bounded p99, every
+    answer from the champion, memory flat, and the search ends well."""
     serve_champion()
     api, login = url("MLFLOW_PORT", "5000", "/api/2.0/mlflow"), mlflow_login()
     champion = http_json(f"{api}/registered-models/alias?name=fmnist-cnn&alias=champion", headers=login)["model_version"]
     run_load(url("MODEL_SERVER_PORT", "5001", ""), dataset.test.images[:1], clients=2, seconds=5)  # warm
     before = model_server_memory_mb()
+    beside = compose("exec", "-T", "ray-head", "python", "-m", "tuning.jobs", "submit", "--", "--storage-path", "/results",
+                     "--smoke-test", "--num-samples", "3", "--model-name", "fmnist-cnn-beside-load")
+    assert beside.returncode == 0, beside.stderr
     result = run_load(url("MODEL_SERVER_PORT", "5001", ""), dataset.test.images[:LOAD_IMAGES], LOAD_CLIENTS, LOAD_SECONDS,
                       body="mixed")
     after = model_server_memory_mb()
-    print(f"model server under load: {result.line()}; memory {before:.0f} MB -> {after:.0f} MB")
+    print(f"model server under load beside a search: {result.line()}; memory {before:.0f} MB -> {after:.0f} MB")
+    job_id, deadline = beside.stdout.split()[1].rstrip(";"), time.monotonic() + 600
+    while "SUCCEEDED" not in (status := compose("exec", "-T", "ray-head", "python", "-m", "tuning.jobs", "status", job_id)).stdout:
+        assert time.monotonic() < deadline and "FAILED" not in status.stdout, status.stdout
+        time.sleep(3)
     assert result.requests > 600 and not result.errors, result.line()
     assert result.percentile_ms(99) <= LOAD_P99_MS, result.line()
     assert set(result.versions) == {str(champion["version"])}

@@ -11,7 +11,7 @@ under way finish on the old one. Every response names the version that answered 
 its reason in one short line, not the request back; a body over `--max-request-mb` is refused with 413.
 
 Example:
-    MLFLOW_TRACKING_URI=http://127.0.0.1:5000 python -m tuning.champion.model_server --port 5001
+    python -m tuning.champion.model_server --tracking-uri http://127.0.0.1:5000 --port 5001
 """
 
 from __future__ import annotations
@@ -38,8 +38,9 @@ from mlflow.tracking import MlflowClient
 
 from tuning.champion import protocol
 from tuning.runtime import library_output
-from tuning.runtime.command_line import OneLineErrorParser
+from tuning.runtime.command_line import TRACKING_URI_HELP, OneLineErrorParser
 from tuning.runtime.error_text import first_line
+from tuning.settings import resolve_tracking_uri
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -306,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = OneLineErrorParser(prog="python -m tuning.champion.model_server", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model-uri", default="models:/fmnist-cnn@champion",
                         help="models:/<name>@<alias> to follow the alias, or models:/<name>/<version> (default: %(default)s)")
+    parser.add_argument("--tracking-uri", help=TRACKING_URI_HELP)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     parser.add_argument("--port", type=int, default=5001, help="port (default: %(default)s)")
     parser.add_argument("--poll-s", type=float, default=POLL_S, help="seconds between registry checks (default: %(default)s)")
@@ -324,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
         server = ChampionServer(ModelReference.parse(options.model_uri), options.poll_s, int(options.max_request_mb * 2**20))
     except ModelUriError as error:
         parser.error(str(error))
+    mlflow.set_tracking_uri(resolve_tracking_uri(options.tracking_uri))
     started = time.monotonic()
     server.start_following()
     print(f"model server on http://{options.host}:{options.port}/invocations "
