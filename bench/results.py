@@ -10,7 +10,7 @@ import os
 import platform
 import shlex
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ def write(name: str, figures: dict[str, Any], checks: list[tuple[str, bool]]) ->
     record = {
         "benchmark": name,
         "command": "python " + shlex.join(sys.argv),
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "host": host(),
         "figures": figures,
         "checks": [{"check": text, "met": held} for text, held in checks],

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+import results
 from mlflow.tracking import MlflowClient
 
-import results
 from fmnist.config import ModelConfig
 from fmnist.data import load
 from fmnist.model import build

@@ -22,10 +22,12 @@ import matplotlib.pyplot as plt
 import optuna
 import pandas as pd
 from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from tuning.optimization import stored_study
 from tuning.runtime.command_line import STUDY_STORAGE_HELP, TRACKING_URI_HELP, OneLineErrorParser
+from tuning.runtime.error_text import first_line
 from tuning.settings import DEFAULT_EXPERIMENT, resolve_study_storage, resolve_tracking_uri
 from tuning.tracking import parent_run
 
@@ -70,7 +72,10 @@ def find_parent_run(experiment_id: str, run_id: str | None) -> Run:
     """The given parent run, else the most recent search in the experiment."""
     client = MlflowClient()
     if run_id:
-        return client.get_run(run_id)
+        try:
+            return client.get_run(run_id)
+        except MlflowException as error:
+            raise LookupError(f"--run-id {run_id}: no such run ({first_line(error)})") from None
     searches = client.search_runs(
         [experiment_id], filter_string=f"tags.`{parent_run.SEARCH_RUN_TAG}` = 'true'", order_by=["attributes.start_time DESC"], max_results=1
     )

@@ -145,6 +145,8 @@ def _json_inputs(body: bytes) -> np.ndarray | None:
     try:
         request: Any = orjson.loads(body)
     except orjson.JSONDecodeError as error:
+        if any(word in str(error).lower() for word in ("depth", "recursion")):
+            raise RequestError(400, "the JSON is nested too deeply") from None
         raise RequestError(400, f"the body is not JSON ({str(error).splitlines()[0][:120]})") from None
     if isinstance(request, dict) and set(request) == {"inputs"}:
         try:
