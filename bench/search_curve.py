@@ -17,8 +17,9 @@ from pathlib import Path
 
 from compare_searchers import finished_search_curve, print_table
 
+from tuning.runtime.stores import DEFAULT_TRACKING_URI
 from tuning.saved_search import SavedSearch
-from tuning.settings import DEFAULT_TRACKING_URI, SearchSettings
+from tuning.settings import SearchSettings
 
 
 def main() -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import gzip
 import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +39,25 @@ def test_data_dir() -> Path:
         raise RuntimeError(f"{folder}: no Fashion-MNIST (Kaggle's CSVs or Zalando's IDX files); put it in data/ as the "
                            f"README says, or set {TEST_DATA_ENV}")
     return folder
+
+
+@pytest.fixture(autouse=True)
+def fast_tier_guard(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test outside the slow tier that starts Ray or trains Keras fails, naming what it did: `make test-fast` starts
+    no Ray and trains nothing."""
+    if request.node.get_closest_marker("slow") is not None:
+        return
+
+    def refuse(what: str) -> Callable[..., None]:
+        def refused(*_: object, **__: object) -> None:
+            raise RuntimeError(f"a test outside the slow tier {what}: mark it @pytest.mark.slow")
+        return refused
+
+    import ray
+
+    monkeypatch.setattr(ray, "init", refuse("started Ray"))
+    if "keras" in sys.modules:  # imported by the test already: importing it here would cost every fast test seconds
+        monkeypatch.setattr(sys.modules["keras"].Model, "fit", refuse("trained Keras"))
 
 
 @pytest.fixture(scope="session")

@@ -17,14 +17,13 @@ from typing import Any, TypeVar
 
 from tuning.optimization import objective
 from tuning.runtime.command_line import STUDY_STORAGE_HELP, TRACKING_URI_HELP, OneLineErrorParser
+from tuning.runtime.stores import resolve_study_storage, resolve_tracking_uri
 from tuning.settings import (
     DEFAULT_TIME_BUDGET_S,
     UNTIL_BUDGET,
     WHOLE_NODE_BUDGET_S,
     SearchSettings,
     flag,
-    resolve_study_storage,
-    resolve_tracking_uri,
 )
 
 SMOKE_TEST = {"num_samples": 2, "max_epochs": 1, "train_size": 2_000}

@@ -17,7 +17,7 @@ import optuna_dashboard
 
 from tuning.optimization import stored_study
 from tuning.runtime.command_line import STUDY_STORAGE_HELP, OneLineErrorParser
-from tuning.settings import resolve_study_storage
+from tuning.runtime.stores import resolve_study_storage
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,15 +31,15 @@ from tuning.optimization import objective, outcome, stored_study
 from tuning.optimization.space import SearchSpace, SearchSpaceError, load_space
 from tuning.optimization.study_searcher import StoredStudySearcher
 from tuning.optimization.trainable import train_cnn
+from tuning.optimization.unsaved_trials import set_aside_unsaved_trial_folders
 from tuning.runtime import cluster
 from tuning.runtime.error_text import first_line
-from tuning.runtime.unsaved_trials import set_aside_unsaved_trial_folders
 from tuning.saved_search import SavedSearch, SavedSearchError, check_storage_writable
 from tuning.settings import UNTIL_BUDGET, SearchSettings, SettingsError
 from tuning.tracking import parent_run
 from tuning.tracking.console import CompactProgressReporter, trial_number
 from tuning.tracking.mlflow_callback import MLflowTrialsCallback
-from tuning.tracking.summary import summary_lines
+from tuning.tracking.summary import ModelSummary, summary_lines
 from tuning.tracking.tensorboard_callback import TensorBoardConfusionMatrixCallback
 
 CHECKPOINTS_KEPT = 2
@@ -207,8 +207,9 @@ def crown_champion(search: PreparedSearch, finished: FinishedSearch, evaluator: 
     members = [leader.trial_id for leader in leaders[:champion.members]]
     parent_run.finish_parent_run(finished.parent_run_id, leaders[0].trial_id, leaders[0].config, members,
                                  {f"champion_{settings.metric}": champion.validation_score})
-    champion_trials = [trial_number(leader.config) for leader in leaders[:champion.members]]
-    print("\n" + "\n".join(summary_lines(finished.results, settings.metric, settings.mode, champion, champion_trials,
+    shown = ModelSummary([trial_number(leader.config) for leader in leaders[:champion.members]], champion.validation_score,
+                         champion.test_metrics, champion.registration.model_uri, champion.registration.standing)
+    print("\n" + "\n".join(summary_lines(finished.results, settings.metric, settings.mode, shown,
                                           finished.parent_run_id, settings.tracking_uri)))
     return 0
 

@@ -27,7 +27,8 @@ from ray.job_submission import JobDetails, JobStatus, JobSubmissionClient
 from tuning.runtime import search_log
 from tuning.runtime.command_line import OneLineErrorParser
 from tuning.runtime.error_text import first_line
-from tuning.settings import DEFAULT_EXPERIMENT, resolve_tracking_uri
+from tuning.runtime.stores import resolve_tracking_uri
+from tuning.settings import DEFAULT_EXPERIMENT
 from tuning.tracking import parent_run
 
 SEARCH_ENTRYPOINT = "python -m tuning.search"

@@ -28,7 +28,8 @@ from mlflow.tracking import MlflowClient
 from tuning.optimization import stored_study
 from tuning.runtime.command_line import STUDY_STORAGE_HELP, TRACKING_URI_HELP, OneLineErrorParser
 from tuning.runtime.error_text import first_line
-from tuning.settings import DEFAULT_EXPERIMENT, resolve_study_storage, resolve_tracking_uri
+from tuning.runtime.stores import resolve_study_storage, resolve_tracking_uri
+from tuning.settings import DEFAULT_EXPERIMENT
 from tuning.tracking import parent_run
 
 PLOTS: dict[str, Callable[[optuna.Study], Any]] = {

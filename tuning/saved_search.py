@@ -14,6 +14,7 @@ from pathlib import Path
 import pyarrow.fs
 
 from tuning.cli import Command
+from tuning.runtime.stores import as_uri
 from tuning.settings import SearchSettings, SettingsError
 
 STATE_FILE = "fmnist_search.json"
@@ -82,8 +83,3 @@ def check_storage_writable(storage_path: str) -> None:
         os.rmdir(tempfile.mkdtemp(prefix=".fmnist-tune-check-", dir=existing))
     except OSError as error:
         raise SettingsError(f"--storage-path {storage_path}: cannot create a folder in {existing} ({error.strerror})") from None
-
-
-def as_uri(path: str) -> str:
-    """A storage path as pyarrow takes it: a URI as given, a local path as `file://`."""
-    return path if "://" in path else f"file://{path}"

@@ -9,7 +9,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -17,13 +16,10 @@ from typing import Any
 
 from tuning.optimization import objective
 from tuning.optimization.space import DEFAULT_SPACE_FILE
+from tuning.runtime.stores import DEFAULT_STUDY_STORAGE, DEFAULT_TRACKING_URI
 
 DEFAULT_EXPERIMENT = "fmnist-tune"
-SQLITE_PREFIX = "sqlite:///"
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_MODEL_NAME = "fmnist-cnn"
-DEFAULT_STUDY_STORAGE = "sqlite:///optuna.db"
-STUDY_STORAGE_ENV = "OPTUNA_STORAGE"
 
 UNTIL_BUDGET = -1
 """`num_samples` of a search that starts trials until its time budget ends (Tune's -1)."""
@@ -196,27 +192,6 @@ class SearchSettings:
                     f"drop the flag to continue the search as it was started"
                 )
         return dataclasses.replace(self, **{name: value for name, value in given.items() if name in WHERE_IT_RUNS})
-
-
-def resolve_tracking_uri(given: str | None) -> str:
-    """`--tracking-uri`, else `MLFLOW_TRACKING_URI`, else a local SQLite file; a local file or folder made absolute."""
-    uri = given or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
-    if "://" not in uri and not uri.startswith("file:"):
-        return str(Path(uri).resolve())
-    return absolute_sqlite(uri)
-
-
-def resolve_study_storage(given: str | None) -> str:
-    """`--study-storage`, else `OPTUNA_STORAGE`, else a SQLite file beside `mlflow.db`; a local file made absolute."""
-    return absolute_sqlite(given or os.environ.get(STUDY_STORAGE_ENV) or DEFAULT_STUDY_STORAGE)
-
-
-def absolute_sqlite(url: str) -> str:
-    """`url` with a relative SQLite file made absolute: the same database from every process and for `--resume` from
-    any folder (the workers of a Ray started with `ray start --head` run in the folder it was started from)."""
-    if url.startswith(SQLITE_PREFIX) and not url.startswith(SQLITE_PREFIX + "/"):
-        return SQLITE_PREFIX + str(Path(url.removeprefix(SQLITE_PREFIX)).resolve())
-    return url
 
 
 def flag(name: str) -> str:

@@ -13,9 +13,8 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from tuning.champion.evaluator import LOWEST_PRIORITY, members_to_average, start_champion_evaluator
 
-pytestmark = pytest.mark.slow  # starts Ray
 
-
+@pytest.mark.slow  # starts Ray
 def test_the_evaluator_takes_no_cpu_slot_and_warms_up_at_the_lowest_priority(tmp_path: Path) -> None:
     """It imports its libraries and opens the search's MLflow store (here a new SQLite file) before it is asked."""
     ray.init(address="local", num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
@@ -35,6 +34,7 @@ class CpuHolder:
         return True
 
 
+@pytest.mark.slow  # starts Ray
 def test_the_evaluator_stays_on_the_drivers_busy_node_and_outlives_a_lost_worker(tmp_path: Path) -> None:
     """Ray would put a CPU-less actor on an idle worker rather than the driver's busy node; a worker's loss
     must not take the evaluator with it."""

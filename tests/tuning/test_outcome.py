@@ -12,8 +12,6 @@ from ray import tune
 
 from tuning.optimization.outcome import leaders, was_interrupted
 
-pytestmark = pytest.mark.slow  # runs Tune on a local Ray
-
 # The validation accuracy each trial reports at epochs 1, 2, 3: "peaked" is best at epoch 2 but ends
 # below "steady"; ranking by the best epoch must put "peaked" first, with its epoch-2 checkpoint.
 CURVES = {"steady": [0.70, 0.80, 0.85], "peaked": [0.75, 0.90, 0.60], "weak": [0.50, 0.55, 0.60]}
@@ -58,6 +56,7 @@ def curves_results(tmp_path_factory: pytest.TempPathFactory) -> tune.ResultGrid:
     ray.shutdown()
 
 
+@pytest.mark.slow  # runs Tune on a local Ray
 def test_trials_lead_by_their_best_epoch_with_that_epochs_checkpoint(curves_results: tune.ResultGrid) -> None:
     ranked = leaders(curves_results, "val_accuracy", "max", count=3)
     assert [leader.config["curve"] for leader in ranked] == ["peaked", "steady", "weak"]
@@ -69,6 +68,7 @@ def test_trials_lead_by_their_best_epoch_with_that_epochs_checkpoint(curves_resu
     ]
 
 
+@pytest.mark.slow  # runs Tune on a local Ray
 def test_minimising_ranks_the_lowest_value_of_any_epoch_first(curves_results: tune.ResultGrid) -> None:
     assert [leader.config["curve"] for leader in leaders(curves_results, "val_accuracy", "min", count=3)] == [
         "weak", "peaked", "steady"

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import ray
 from ray import tune
 from ray.tune import ExperimentAnalysis
 
-from tuning.runtime.unsaved_trials import set_aside_unsaved_trial_folders
+from tuning.optimization.unsaved_trials import set_aside_unsaved_trial_folders
+
+pytestmark = pytest.mark.slow  # runs Tune on a local Ray
 
 
 def _one_epoch(config: dict) -> None:

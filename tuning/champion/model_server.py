@@ -40,7 +40,7 @@ from tuning.champion import protocol
 from tuning.runtime import library_output
 from tuning.runtime.command_line import TRACKING_URI_HELP, OneLineErrorParser
 from tuning.runtime.error_text import first_line
-from tuning.settings import resolve_tracking_uri
+from tuning.runtime.stores import resolve_tracking_uri
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -7,11 +7,12 @@ them), the champion and its test scores, and where the full record is: `python -
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any
 
 from ray import tune
 
-from tuning.champion.evaluator import Champion
+from fmnist.metrics import ClassificationMetrics
 from tuning.optimization.objective import STEP_KEY, Mode
 from tuning.tracking.console import WIDTH, settings_text, trial_number, varying_settings
 
@@ -20,10 +21,22 @@ SHOWN_METRICS = ("val_accuracy", "val_f1", "val_loss")
 CONFIG_PREFIX = "config/"
 
 
-def summary_lines(results: tune.ResultGrid, metric: str, mode: Mode, champion: Champion, champion_trials: list[str],
-                  parent_run_id: str, tracking_uri: str) -> list[str]:
-    """Top trials by their best epoch, the champion (the trials it averages, best first) and its test metrics, where the
-    runs, model and logs are; the table's rows cut to `WIDTH` columns."""
+@dataclass(frozen=True)
+class ModelSummary:
+    """The search's model as the summary shows it: the trials it averages (best first), its validation score, its test
+    metrics, its registry URI and whether it became the champion (or why not)."""
+
+    trials: list[str]
+    validation_score: float
+    test_metrics: ClassificationMetrics
+    model_uri: str
+    standing: str
+
+
+def summary_lines(results: tune.ResultGrid, metric: str, mode: Mode, model: ModelSummary, parent_run_id: str,
+                  tracking_uri: str) -> list[str]:
+    """Top trials by their best epoch, the search's model (the trials it averages, best first) and its test metrics,
+    where the runs, model and logs are; the table's rows cut to `WIDTH` columns."""
     frame = results.get_dataframe(filter_metric=metric, filter_mode=mode)
     frame = frame.sort_values(metric, ascending=mode == "min").head(TOP_TRIALS)
     configs = [_config(row) for _, row in frame.iterrows()]
@@ -35,14 +48,14 @@ def summary_lines(results: tune.ResultGrid, metric: str, mode: Mode, champion: C
         values = " ".join(f"{row[name]:>12.4f}" if name in row else f"{'-':>12}" for name in scores)
         lines.append(f"{trial_number(config):>5} {int(row[STEP_KEY]):>5} {values}  {settings_text(config, varying)}"[:WIDTH])
     lines.append("")
-    if len(champion_trials) > 1:
-        lines.append(f"Champion: the average of trials {', '.join(champion_trials)}, {metric} {champion.validation_score:.4f}")
+    if len(model.trials) > 1:
+        lines.append(f"Champion: the average of trials {', '.join(model.trials)}, {metric} {model.validation_score:.4f}")
     else:
-        lines.append(f"Champion: trial {champion_trials[0]}, {metric} {champion.validation_score:.4f}")
-    test_metrics, registration = champion.test_metrics, champion.registration
+        lines.append(f"Champion: trial {model.trials[0]}, {metric} {model.validation_score:.4f}")
+    test_metrics = model.test_metrics
     lines.append(f"Test set: accuracy {test_metrics.accuracy:.4f}, precision {test_metrics.precision:.4f}, "
                  f"recall {test_metrics.recall:.4f}, F1 {test_metrics.f1:.4f}")
-    lines.append(f"Model: {registration.model_uri}, {registration.standing}")
+    lines.append(f"Model: {model.model_uri}, {model.standing}")
     lines.append("Every trial with every setting: python -m tuning.report, or MLflow's run comparison")
     lines.append(f"MLflow: {tracking_uri}")
     lines.append(f"  the search's run: {parent_run_id}")

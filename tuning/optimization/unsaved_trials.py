@@ -16,7 +16,7 @@ import pyarrow.fs
 from ray.tune import ExperimentAnalysis
 
 from tuning.optimization.objective import TRIAL_NAME_PREFIX
-from tuning.saved_search import as_uri
+from tuning.runtime.stores import as_uri
 
 
 def set_aside_unsaved_trial_folders(experiment_path: str) -> list[str]:
