@@ -16,10 +16,9 @@ from typing import Any
 
 from tuning.optimization import objective
 from tuning.optimization.space import DEFAULT_SPACE_FILE
-from tuning.runtime.stores import DEFAULT_STUDY_STORAGE, DEFAULT_TRACKING_URI
+from tuning.runtime.stores import DEFAULT_MODEL_NAME, DEFAULT_STUDY_STORAGE, DEFAULT_TRACKING_URI
 
 DEFAULT_EXPERIMENT = "fmnist-tune"
-DEFAULT_MODEL_NAME = "fmnist-cnn"
 
 UNTIL_BUDGET = -1
 """`num_samples` of a search that starts trials until its time budget ends (Tune's -1)."""

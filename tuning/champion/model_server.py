@@ -37,10 +37,11 @@ from mlflow.pyfunc import scoring_server
 from mlflow.tracking import MlflowClient
 
 from tuning.champion import protocol
+from tuning.champion.registry import CHAMPION_ALIAS
 from tuning.runtime import library_output
 from tuning.runtime.command_line import TRACKING_URI_HELP, OneLineErrorParser
 from tuning.runtime.error_text import first_line
-from tuning.runtime.stores import resolve_tracking_uri
+from tuning.runtime.stores import DEFAULT_MODEL_NAME, resolve_tracking_uri
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -305,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
 
     library_output.quiet_environment()
     parser = OneLineErrorParser(prog="python -m tuning.champion.model_server", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model-uri", default="models:/fmnist-cnn@champion",
+    parser.add_argument("--model-uri", default=f"models:/{DEFAULT_MODEL_NAME}@{CHAMPION_ALIAS}",
                         help="models:/<name>@<alias> to follow the alias, or models:/<name>/<version> (default: %(default)s)")
     parser.add_argument("--tracking-uri", help=TRACKING_URI_HELP)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")

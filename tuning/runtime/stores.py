@@ -1,5 +1,5 @@
-"""Where the search's stores are: the MLflow tracking URI, the Optuna study database and Tune's storage, as every
-command resolves them from its flags and the environment."""
+"""Where the search's stores are: the MLflow tracking URI, the Optuna study database, Tune's storage and the registered
+model's name, as every command resolves them from its flags and the environment."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ SQLITE_PREFIX = "sqlite:///"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_STUDY_STORAGE = "sqlite:///optuna.db"
 STUDY_STORAGE_ENV = "OPTUNA_STORAGE"
+DEFAULT_MODEL_NAME = "fmnist-cnn"
+"""The registered model every search's champion is a version of, unless --model-name says otherwise."""
 
 
 def resolve_tracking_uri(given: str | None) -> str:
