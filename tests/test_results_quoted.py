@@ -1,0 +1,42 @@
+"""The README and docs quote the figures the benchmarks wrote (`docs/results/*.json`), not figures of their own."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPOSITORY
+
+RESULTS = REPOSITORY / "docs" / "results"
+
+
+def results(name: str) -> dict[str, Any]:
+    return json.loads((RESULTS / f"{name}.json").read_text())
+
+
+def served(record: dict[str, Any], body: str, images: int, clients: int) -> dict[str, Any]:
+    (row,) = [row for row in record["figures"]["served"]
+              if (row["body"], row["images_per_request"], row["clients"]) == (body, images, clients)]
+    return row
+
+
+@pytest.mark.parametrize("document", ["README.md", "docs/benchmarks.md"])
+def test_the_serving_figures_are_the_ones_bench_serving_wrote(document: str) -> None:
+    record = results("serving")
+    text = (REPOSITORY / document).read_text()
+    picture = served(record, "png", 1, 1)
+    shares = record["figures"]["share_of_in_process_256"]
+    quoted = [f"{picture['p50_ms']:.1f} ms p50", f"{picture['p99_ms']:.1f} ms p99",
+              f"{shares['npy']:.0%} of in process as `.npy`" if document == "docs/benchmarks.md" else f"{shares['npy']:.0%} as `.npy`",
+              f"{shares['json']:.0%} as JSON"]
+    missing = [figure for figure in quoted if figure not in text]
+    assert missing == [], f"{document} does not quote docs/results/serving.json ({record['date']}): {missing}"
+
+
+def test_every_results_file_says_where_and_how_it_was_measured() -> None:
+    for path in sorted(RESULTS.glob("*.json")):
+        record = json.loads(path.read_text())
+        assert {"benchmark", "command", "date", "host", "figures", "checks"} <= set(record), path.name
+        assert record["command"].startswith("python bench/") and record["host"]["cores"] >= 1, path.name
