@@ -297,7 +297,7 @@ def test_no_secret_is_in_git_or_in_an_image(search_output: str) -> None:
     )
     assert all(image in layers_and_configs for image in IMAGES)  # `docker image inspect` lists each image's tag
     for name in SECRET_SETTINGS:
-        in_git = subprocess.run(["git", "grep", "-F", "-l", settings()[name]], cwd=REPOSITORY, capture_output=True, text=True,
+        in_git = subprocess.run(["git", "grep", "-F", "-l", "-e", settings()[name]], cwd=REPOSITORY, capture_output=True, text=True,
                                 check=False)
         assert in_git.returncode == 1, f"{name} is in tracked files: {in_git.stdout}"
         assert settings()[name] not in layers_and_configs, f"{name} is in an image's layers or config"
