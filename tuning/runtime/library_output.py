@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 
 QUIET_LIBRARIES = {"TF_CPP_MIN_LOG_LEVEL": "2", "GIT_PYTHON_REFRESH": "quiet", "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
 """Keeps TensorFlow's start-up chatter, MLflow's "Failed to import Git" and its "View run at" links out of the
@@ -25,6 +26,13 @@ HIDDEN_LINES = {
 }
 """Library lines a search's user should not act on, by the logger that writes them: Ray's note that a local Ray has
 token auth (as the platform wants), and Tune's `Tuner.restore` hint on Ctrl+C (the search prints its own `--resume`)."""
+SHORTENED_LINES = {
+    "ray._private.services": (
+        r"Found multiple active Ray instances: .* Connecting to latest cluster at (?P<address>\S+)\.(\s|$)",
+        "note: several local Rays are running; joining {address}, the one `ray start` last started (--address picks another)",
+    ),
+}
+"""Library lines worth reading but longer than a terminal, by logger: (pattern, the shorter line it becomes)."""
 QUIET_LOGGERS = ("mlflow", "optuna", "alembic", "ray")
 """Libraries whose INFO lines (database set-up, registrations, study creation) the summary already covers."""
 
@@ -46,12 +54,30 @@ class DropLinesContaining(logging.Filter):
         return self.text not in record.getMessage()
 
 
+class ShortenLines(logging.Filter):
+    """A logger filter that rewrites the records matching `pattern` as `template`, filled with the match's groups."""
+
+    def __init__(self, pattern: str, template: str) -> None:
+        super().__init__()
+        self.pattern, self.template = re.compile(pattern), template
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if match := self.pattern.search(record.getMessage()):
+            record.msg, record.args = self.template.format(**match.groupdict()), None
+        return True
+
+
 def hide_library_lines() -> None:
-    """Drop HIDDEN_LINES; before Ray starts (the loggers exist before their modules load, so the filters wait there)."""
+    """Drop HIDDEN_LINES and shorten SHORTENED_LINES; before Ray starts (the loggers exist before their modules load,
+    so the filters wait there)."""
     for logger_name, text in HIDDEN_LINES.items():
         logger = logging.getLogger(logger_name)
         if not any(isinstance(present, DropLinesContaining) and present.text == text for present in logger.filters):
             logger.addFilter(DropLinesContaining(text))
+    for logger_name, (pattern, template) in SHORTENED_LINES.items():
+        logger = logging.getLogger(logger_name)
+        if not any(isinstance(present, ShortenLines) and present.pattern.pattern == pattern for present in logger.filters):
+            logger.addFilter(ShortenLines(pattern, template))
 
 
 def quiet_loggers() -> None:
