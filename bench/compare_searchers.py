@@ -1,16 +1,19 @@
 """fmnist-tune against the searchers users would pick instead: same data, space, model and wall-clock budget.
 
 Usage (needs the bench extra: pip install -e ".[bench]"):
-    python bench/compare_searchers.py --budget-s 1800 [--max-epochs 27] [--train-size N] [--targets 0.90,0.92]
+    python bench/compare_searchers.py --budget-s 600 [--arms cold,same-start] [--seeds 0,1] [--searchers ...]
 
 Runs, one after another and each alone on the machine, KerasTuner Hyperband, Optuna TPE with the
-MedianPruner, random search without early stopping, the original CNN trained by plain Keras without any
-search (bench/peer_searchers.py) and `python -m tuning.search --time-budget-s` (embedded defaults:
-local Ray, SQLite MLflow and Optuna).
-Reads every searcher's best validation accuracy so far over wall time, counted from its launch, and
-prints it at 5, 10, 20, 30, 40, 50 and 60 minutes (those within the budget) and at the budget's end, the times
-to reach --targets, the number of trials and the test accuracy of its best model (a peer's best epoch, the
-search's registered champion). Plots the curves to --plot.
+MedianPruner, random search without early stopping (bench/peer_searchers.py) and `python -m tuning.search
+--time-budget-s` (embedded defaults: local Ray, SQLite MLflow and Optuna), in two arms:
+  cold        nobody gets first points: fmnist-tune's space with `points_to_evaluate: []`, the peers as they come
+  same-start  everybody gets the space's points to evaluate first (fmnist-tune's default)
+and, once a seed, the plain-Keras controls: the original CNN and the space's first point, each trained for the
+whole budget. Every searcher runs once a seed of --seeds.
+Reads every run's best validation accuracy so far over wall time, counted from its launch, and prints it at 5, 10,
+20, 30, 40, 50 and 60 minutes (those within the budget) and at the budget's end, the times to reach --targets, the
+number of trials and the test accuracy of its best model (a peer's best epoch, the search's registered champion),
+then each searcher's mean over the seeds. Writes docs/results/search_quality_<minutes>min.json and plots to --plot.
 """
 
 from __future__ import annotations
@@ -27,12 +30,18 @@ from pathlib import Path
 
 import mlflow
 
+import results
+from tuning.optimization.space import write_with_points
 from tuning.settings import SearchSettings
 
 BENCH = Path(__file__).resolve().parent
 DEFAULT_DATA = BENCH.parents[1] / "shared" / "data" / "fashion-mnist"
-PEERS = ("kerastuner", "optuna", "random", "original")
-SEARCHERS = ("fmnist-tune", *PEERS)
+SEARCHING_PEERS = ("kerastuner", "optuna", "random")
+CONTROLS = ("original", "first-point")
+"""Plain Keras, no search: the original CNN and the space's first point, each trained for the whole budget."""
+SEARCHERS = ("fmnist-tune", *SEARCHING_PEERS)
+ARMS = ("cold", "same-start")
+CONTROL_ARM = "control"
 READ_AT_MINUTES = (5, 10, 20, 30, 40, 50, 60)
 END_GRACE_S = 600
 """Time a searcher may take after its budget to finish what it started (the search's test evaluation and registration)."""
@@ -73,11 +82,36 @@ def steal_since(before: list[int]) -> float:
     return spent[7] / max(1, sum(spent))
 
 
-def run_peer(peer: str, workdir: Path, options: argparse.Namespace) -> Curve:
+@dataclass(frozen=True)
+class Run:
+    """One searcher's run: which searcher, in which arm, with which seed."""
+
+    searcher: str
+    arm: str
+    seed: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.searcher} {self.arm} s{self.seed}"
+
+
+def planned_runs(searchers: list[str], arms: list[str], seeds: list[int]) -> list[Run]:
+    """Every run, a seed at a time: each arm's searchers, then the seed's controls."""
+    runs: list[Run] = []
+    for seed in seeds:
+        runs += [Run(searcher, arm, seed) for arm in arms for searcher in searchers if searcher not in CONTROLS]
+        runs += [Run(searcher, CONTROL_ARM, seed) for searcher in searchers if searcher in CONTROLS]
+    return runs
+
+
+def run_peer(run: Run, workdir: Path, options: argparse.Namespace) -> Curve:
     """One peer searcher in its own process; its epochs and the test accuracy of its best saved model."""
     launched, counters = time.time(), cpu_times()
-    command = [sys.executable, str(BENCH / "peer_searchers.py"), peer, "--workdir", str(workdir),
-               "--budget-s", str(options.budget_s), "--max-epochs", str(options.max_epochs), "--data-dir", options.data_dir]
+    command = [sys.executable, str(BENCH / "peer_searchers.py"), run.searcher, "--workdir", str(workdir),
+               "--budget-s", str(options.budget_s), "--max-epochs", str(options.max_epochs), "--data-dir", options.data_dir,
+               "--seed", str(run.seed)]
+    if run.arm == "same-start":
+        command.append("--same-start")
     if options.train_size:
         command += ["--train-size", str(options.train_size)]
     subprocess.run(command, check=True, timeout=options.budget_s + END_GRACE_S)
@@ -87,11 +121,14 @@ def run_peer(peer: str, workdir: Path, options: argparse.Namespace) -> Curve:
     return Curve(launched, sorted(epochs), _test_accuracy_of_saved_model(workdir / "best.keras", options.data_dir), steal)
 
 
-def run_fmnist_tune(workdir: Path, options: argparse.Namespace) -> Curve:
-    """`python -m tuning.search --time-budget-s` in a scratch folder; its epochs from Tune's results, its champion's test accuracy."""
+def run_fmnist_tune(run: Run, workdir: Path, options: argparse.Namespace) -> Curve:
+    """`python -m tuning.search --time-budget-s` in a scratch folder; its epochs from Tune's results, its champion's
+    test accuracy. The cold arm searches a copy of the space without points to evaluate."""
     launched, counters = time.time(), cpu_times()
     command = [sys.executable, "-m", "tuning.search", "--name", "compare", "--time-budget-s", str(options.budget_s),
-               "--max-epochs", str(options.max_epochs), "--data-dir", options.data_dir]
+               "--max-epochs", str(options.max_epochs), "--data-dir", options.data_dir, "--seed", str(run.seed)]
+    if run.arm == "cold":
+        command += ["--config", str(write_with_points(workdir / "cold_space.yaml", []))]
     if options.train_size:
         command += ["--train-size", str(options.train_size)]
     environment = {key: value for key, value in os.environ.items() if key not in ("MLFLOW_TRACKING_URI", "OPTUNA_STORAGE", "RAY_ADDRESS")}
@@ -178,31 +215,79 @@ def _percent(value: float | None) -> str:
     return "-" if value is None else f"{value:.2%}"
 
 
+def mean_rows(curves: dict[Run, Curve], budget_s: float) -> list[dict[str, object]]:
+    """Each searcher's and arm's mean over its seeds: best validation and test accuracy, trials."""
+    rows = []
+    for searcher, arm in dict.fromkeys((run.searcher, run.arm) for run in curves):
+        runs = [curve for run, curve in curves.items() if (run.searcher, run.arm) == (searcher, arm)]
+        tests = [curve.test_accuracy for curve in runs if curve.test_accuracy is not None]
+        best = [value for curve in runs if (value := curve.best_by(budget_s)) is not None]
+        rows.append({"searcher": searcher, "arm": arm, "seeds": len(runs),
+                     "mean_best_validation": sum(best) / len(best) if best else None,
+                     "mean_test_accuracy": sum(tests) / len(tests) if tests else None,
+                     "mean_trials": sum(curve.trials_by(budget_s) for curve in runs) / len(runs)})
+    return rows
+
+
+def write_results(curves: dict[Run, Curve], options: argparse.Namespace) -> Path:
+    """docs/results/search_quality_<minutes>min.json: every run's curve readings and each searcher's means, with
+    the check that fmnist-tune's mean test accuracy beats every other searcher's and control's."""
+    readings = [minutes for minutes in READ_AT_MINUTES if minutes * 60 < options.budget_s] + [options.budget_s / 60]
+    runs = [{"searcher": run.searcher, "arm": run.arm, "seed": run.seed,
+             "best_validation_by_minute": {f"{minutes:g}": curve.best_by(minutes * 60) for minutes in readings},
+             "test_accuracy": curve.test_accuracy, "trials": curve.trials_by(options.budget_s),
+             "epochs": len(curve.epochs), "steal": curve.steal} for run, curve in curves.items()]
+    means = mean_rows(curves, options.budget_s)
+    ours = {row["arm"]: row["mean_test_accuracy"] for row in means if row["searcher"] == "fmnist-tune"}
+    checks = [
+        (f"fmnist-tune ({arm}) beats {row['searcher']} ({row['arm']}) on mean test accuracy",
+         ours[arm] is not None and row["mean_test_accuracy"] is not None and ours[arm] > row["mean_test_accuracy"])
+        for arm in ours for row in means if row["searcher"] != "fmnist-tune" and row["arm"] in (arm, CONTROL_ARM)
+    ]
+    figures = {"budget_minutes": options.budget_s / 60, "max_epochs": options.max_epochs, "runs": runs, "means": means}
+    return results.write(f"search_quality_{options.budget_s / 60:g}min", figures, checks)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--budget-s", type=float, default=1800, help="wall-clock budget of each searcher")
+    parser.add_argument("--budget-s", type=float, default=600, help="wall-clock budget of each run")
     parser.add_argument("--max-epochs", type=int, default=SearchSettings.max_epochs,
                         help="epochs of a trial that is never stopped early (default: the search's)")
     parser.add_argument("--train-size", type=int, default=None, help="a class-balanced subset of the training file")
     parser.add_argument("--targets", type=lambda text: [float(value) for value in text.split(",")], default=[0.90, 0.92],
                         help="validation accuracies whose time to reach is reported (comma-separated)")
-    parser.add_argument("--searchers", default=",".join(SEARCHERS), help=f"comma-separated, of {', '.join(SEARCHERS)}")
+    parser.add_argument("--searchers", default=",".join((*SEARCHERS, *CONTROLS)),
+                        help=f"comma-separated, of {', '.join((*SEARCHERS, *CONTROLS))}")
+    parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, of {', '.join(ARMS)}")
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds; each searcher runs once a seed")
     parser.add_argument("--data-dir", default=os.environ.get("FMNIST_DATA_DIR", str(DEFAULT_DATA)))
     parser.add_argument("--plot", type=Path, default=Path("docs/compare_searchers.png"))
     options = parser.parse_args()
-    unknown = sorted(set(options.searchers.split(",")) - set(SEARCHERS))
-    if unknown:
-        parser.error(f"--searchers: unknown searcher {unknown[0]!r}")
-    curves: dict[str, Curve] = {}
-    for name in options.searchers.split(","):
-        with tempfile.TemporaryDirectory(prefix=f"compare-{name}-") as scratch:
-            print(f"{name}: {options.budget_s / 60:g} min ...", flush=True)
-            curves[name] = run_fmnist_tune(Path(scratch), options) if name == "fmnist-tune" else run_peer(name, Path(scratch), options)
-            curve = curves[name]
-            print(f"{name}: best {_percent(curve.best_by(options.budget_s))}, test {_percent(curve.test_accuracy)}, "
+    searchers, arms = options.searchers.split(","), options.arms.split(",")
+    for flag, given, known in (("--searchers", searchers, (*SEARCHERS, *CONTROLS)), ("--arms", arms, ARMS)):
+        if unknown := sorted(set(given) - set(known)):
+            parser.error(f"{flag}: unknown {unknown[0]!r}; known: {', '.join(known)}")
+    try:
+        seeds = [int(seed) for seed in options.seeds.split(",")]
+    except ValueError:
+        parser.error(f"--seeds: {options.seeds!r} is not a comma-separated list of integers")
+    if options.budget_s <= 0:
+        parser.error("--budget-s: must be above 0")
+    curves: dict[Run, Curve] = {}
+    for run in planned_runs(searchers, arms, seeds):
+        with tempfile.TemporaryDirectory(prefix=f"compare-{run.searcher}-") as scratch:
+            print(f"{run.label}: {options.budget_s / 60:g} min ...", flush=True)
+            runner = run_fmnist_tune if run.searcher == "fmnist-tune" else run_peer
+            curve = curves[run] = runner(run, Path(scratch), options)
+            print(f"{run.label}: best {_percent(curve.best_by(options.budget_s))}, test {_percent(curve.test_accuracy)}, "
                   f"{len(curve.epochs)} epochs in {curve.trials_by(options.budget_s)} trials", flush=True)
-    print_table(curves, options)
-    plot(curves, options)
+    print_table({run.label: curve for run, curve in curves.items()}, options)
+    print("\nmeans over seeds")
+    for row in mean_rows(curves, options.budget_s):
+        print(f"{row['searcher']:<12} {row['arm']:<11} {row['seeds']} seed(s)  best {_percent(row['mean_best_validation'])}  "
+              f"test {_percent(row['mean_test_accuracy'])}  trials {row['mean_trials']:.1f}")
+    print(f"results: {write_results(curves, options)}")
+    plot({run.label: curve for run, curve in curves.items()}, options)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,18 @@
 """The searchers users would pick instead of fmnist-tune, on the same data, space and model, in one process.
 
 Usage (bench/compare_searchers.py runs it; by hand for one peer):
-    python bench/peer_searchers.py {kerastuner,optuna,random,original} --workdir DIR --budget-s 600 [--max-epochs 9]
+    python bench/peer_searchers.py PEER --workdir DIR --budget-s 600 [--max-epochs 9] [--seed 0] [--same-start]
 
-  kerastuner  KerasTuner Hyperband (factor 3, max_epochs), one trial at a time
-  optuna      Optuna TPE with its MedianPruner, ask-and-tell in one process
-  random      random search (Optuna's RandomSampler), every trial trained to max_epochs, no early stopping
-  original    no search: the original CNN (the space's baseline) trained by plain Keras for the whole budget
+  kerastuner   KerasTuner Hyperband (factor 3, max_epochs), one trial at a time
+  optuna       Optuna TPE (its defaults: 10 random start-up trials) with its MedianPruner, ask-and-tell in one process
+  random       random search (Optuna's RandomSampler), every trial trained to max_epochs, no early stopping
+  original     no search: the original CNN (the space's baseline) trained by plain Keras for the whole budget
+  first-point  no search: the space's first point to evaluate trained by plain Keras for the whole budget
+
+--same-start gives a searcher the space's points to evaluate first, as fmnist-tune has them: Optuna enqueues them,
+random search and KerasTuner train them to max_epochs before they search (Hyperband draws its configurations at
+random and reads no defaults). Without it a searcher starts cold. Each peer's random stream is its own
+(`stream_seed`): TPE's random start-up and random search draw other configurations from the same --seed.
 
 Every peer trains `fmnist.model.build` of the default search space's settings on the split the search
 uses, with all of the machine's cores. After each epoch it appends {timestamp, trial, epoch,
@@ -21,6 +27,7 @@ import json
 import math
 import os
 import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,6 +37,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 import optuna
 
+from compare_searchers import CONTROLS, SEARCHING_PEERS
 from fmnist.config import ModelConfig
 from fmnist.data import Split, load
 from fmnist.evaluation import evaluate
@@ -97,14 +105,29 @@ def train_epochs(
     return best
 
 
-def optuna_search(space: SearchSpace, train: Split, validation: Split, options: argparse.Namespace, log: EpochLog) -> None:
-    """Optuna TPE with the MedianPruner, or random search without pruning, one trial after another."""
-    if options.peer == "optuna":
-        sampler: optuna.samplers.BaseSampler = optuna.samplers.TPESampler(seed=options.seed)
+def stream_seed(peer: str, seed: int) -> int:
+    """The seed of `peer`'s random stream for the run seeded `seed`: apart per peer, so that TPE's random start-up
+    and random search do not propose the same configurations."""
+    return zlib.crc32(f"{peer}:{seed}".encode())
+
+
+def peer_study(peer: str, seed: int, start_points: list[dict[str, Any]]) -> optuna.Study:
+    """The Optuna study of `peer` (optuna: TPE with the MedianPruner; random: RandomSampler, no pruning), with
+    `start_points` enqueued as its first trials."""
+    if peer == "optuna":
+        sampler: optuna.samplers.BaseSampler = optuna.samplers.TPESampler(seed=stream_seed(peer, seed))
         pruner: optuna.pruners.BasePruner = optuna.pruners.MedianPruner()
     else:
-        sampler, pruner = optuna.samplers.RandomSampler(seed=options.seed), optuna.pruners.NopPruner()
+        sampler, pruner = optuna.samplers.RandomSampler(seed=stream_seed(peer, seed)), optuna.pruners.NopPruner()
     study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
+    for point in start_points:
+        study.enqueue_trial(point)
+    return study
+
+
+def optuna_search(space: SearchSpace, train: Split, validation: Split, options: argparse.Namespace, log: EpochLog) -> None:
+    """Optuna TPE with the MedianPruner, or random search without pruning, one trial after another."""
+    study = peer_study(options.peer, options.seed, start_points(space, options))
     distributions = space.optuna_distributions()
     while True:
         trial = study.ask(distributions)
@@ -117,9 +140,16 @@ def optuna_search(space: SearchSpace, train: Split, validation: Split, options: 
         study.tell(trial, best)
 
 
-def train_original(space: SearchSpace, train: Split, validation: Split, options: argparse.Namespace, log: EpochLog) -> None:
-    """The hand-tuned original CNN, one plain Keras training until the budget ends: what every search must beat."""
-    train_epochs(model_config(space, space.baseline()), train, validation, ORIGINAL_EPOCHS_CAP, log, trial=0)
+def start_points(space: SearchSpace, options: argparse.Namespace) -> list[dict[str, Any]]:
+    """The configurations a peer evaluates before it searches: the space's points with --same-start, else none."""
+    return space.first_trials() if options.same_start else []
+
+
+def train_control(space: SearchSpace, train: Split, validation: Split, options: argparse.Namespace, log: EpochLog) -> None:
+    """One plain Keras training until the budget ends, of the original CNN or of the space's first point: what every
+    search must beat."""
+    params = space.baseline() if options.peer == "original" else space.first_trials()[0]
+    train_epochs(model_config(space, params), train, validation, ORIGINAL_EPOCHS_CAP, log, trial=0)
 
 
 def kerastuner_search(space: SearchSpace, train: Split, validation: Split, options: argparse.Namespace, log: EpochLog) -> None:
@@ -141,7 +171,10 @@ def kerastuner_search(space: SearchSpace, train: Split, validation: Split, optio
             schedule = learning_rate_callbacks(config, options.max_epochs)
             return model.fit(*args, batch_size=config.batch_size, callbacks=[*(callbacks or []), *schedule], **kwargs)
 
-    trials = iter(range(1_000_000))
+    points = start_points(space, options)
+    for trial, point in enumerate(points):
+        train_epochs(model_config(space, point), train, validation, options.max_epochs, log, trial)
+    trials = iter(range(len(points), 1_000_000))
 
     class Recorder(keras.callbacks.Callback):
         def on_train_begin(self, logs: dict | None = None) -> None:
@@ -154,7 +187,7 @@ def kerastuner_search(space: SearchSpace, train: Split, validation: Split, optio
 
     tuner = keras_tuner.Hyperband(
         CNN(), objective="val_accuracy", max_epochs=options.max_epochs, factor=3, hyperband_iterations=HYPERBAND_ITERATIONS,
-        seed=options.seed,
+        seed=stream_seed(options.peer, options.seed),
         directory=str(options.workdir), project_name="kerastuner", overwrite=True,
     )
     tuner.search(train.images, one_hot(train.labels), validation_data=(validation.images, one_hot(validation.labels)),
@@ -173,12 +206,13 @@ def _hyperparameter(hp: Any, name: str, distribution: optuna.distributions.BaseD
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("peer", choices=("kerastuner", "optuna", "random", "original"))
+    parser.add_argument("peer", choices=(*SEARCHING_PEERS, *CONTROLS))
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--budget-s", type=float, required=True)
     parser.add_argument("--max-epochs", type=int, default=SearchSettings.max_epochs)
     parser.add_argument("--train-size", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--same-start", action="store_true", help="evaluate the space's points to evaluate first")
     parser.add_argument("--data-dir", default=None)
     options = parser.parse_args()
     log = EpochLog(options.workdir, options.budget_s)
@@ -187,7 +221,7 @@ def main() -> None:
     train, validation = training_splits(load(options.data_dir).train, settings)
     space = load_space(settings.config)
     keras.utils.set_random_seed(options.seed)
-    search = {"kerastuner": kerastuner_search, "original": train_original}.get(options.peer, optuna_search)
+    search = {"kerastuner": kerastuner_search, "original": train_control, "first-point": train_control}.get(options.peer, optuna_search)
     try:
         search(space, train, validation, options, log)
     except BudgetSpent:

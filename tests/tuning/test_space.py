@@ -42,6 +42,7 @@ def test_points_to_evaluate_are_changes_to_the_original_layout_in_order(tmp_path
         {"dropout_1": 0.25, "optimizer": "sgd"}, {"dropout_1": 0.25, "optimizer": "adam"}, {"dropout_1": 0.4, "optimizer": "sgd"},
     ]
     assert load_space(_write(tmp_path, _SPACE)).first_trials() == [{"dropout_1": 0.25, "optimizer": "adam"}]
+    assert load_space(_write(tmp_path, _SPACE + "points_to_evaluate: []\n")).first_trials() == [], "a cold search"
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -65,7 +66,7 @@ BAD_SPACES = {
     "step off the baseline": ("search_space:\n  dense_units: {type: randint, low: 100, high: 500, step: 100}\n", r"must include the original value 128"),
     "extra key": ("search_space:\n  dropout_1: {type: uniform, low: 0.1, high: 0.5, step: 2}\n", r"unknown key 'step' for uniform"),
     "no search_space": ("space:\n  dropout_1: 0.3\n", r"expected the top-level key 'search_space' and optionally 'points_to_evaluate'"),
-    "points not a list": (_SPACE + "points_to_evaluate: {dropout_1: 0.3}\n", r"points_to_evaluate must be a non-empty list"),
+    "points not a list": (_SPACE + "points_to_evaluate: {dropout_1: 0.3}\n", r"points_to_evaluate must be a list"),
     "point not a mapping": (_SPACE + "points_to_evaluate:\n  - 0.3\n", r"points_to_evaluate\[0\]: must be a mapping"),
     "point of a fixed setting": (_SPACE + "points_to_evaluate:\n  - {}\n  - {batch_size: 64}\n", r"points_to_evaluate\[1\].batch_size: not a searched setting"),
     "point outside its range": (_SPACE + "points_to_evaluate:\n  - {dropout_1: 0.9}\n", r"points_to_evaluate\[0\].dropout_1: 0.9 lies outside search_space.dropout_1"),

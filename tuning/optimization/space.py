@@ -12,7 +12,8 @@ to either a fixed value or a distribution:
 
 An optional list, `points_to_evaluate` (Ray Tune's name for it), holds the configurations tried first,
 in order, before TPE proposes (Optuna's `enqueue_trial`). Each point lists the searched settings that
-differ from the original layout; `{}` is the original itself, and the default when the list is absent:
+differ from the original layout; `{}` is the original itself, and the default when the list is absent; an empty
+list makes a cold search, TPE's proposals from its first trial:
 
     points_to_evaluate:
       - {}
@@ -122,8 +123,8 @@ def write_with_points(destination: Path, points: list[dict[str, Any]], source: s
 
 
 def _validated_points(source: Path, points: Any, distributions: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], ...]:
-    if not isinstance(points, list) or not points:
-        raise SearchSpaceError(f"{source}: {POINTS_KEY} must be a non-empty list of mappings (setting: value)")
+    if not isinstance(points, list):
+        raise SearchSpaceError(f"{source}: {POINTS_KEY} must be a list of mappings (setting: value)")
     for index, point in enumerate(points):
         where = f"{source}: {POINTS_KEY}[{index}]"
         if not isinstance(point, dict):

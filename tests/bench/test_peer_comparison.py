@@ -1,0 +1,45 @@
+"""The search-quality comparison is fair: both arms, several seeds, and peers that draw their own configurations."""
+
+from __future__ import annotations
+
+import optuna
+
+from tuning.optimization.space import load_space
+
+
+def _first_proposals(study: optuna.Study, count: int) -> list[dict[str, object]]:
+    distributions = load_space().optuna_distributions()
+    proposals = []
+    for _ in range(count):
+        trial = study.ask(distributions)
+        proposals.append(trial.params)
+        study.tell(trial, 0.5)
+    return proposals
+
+
+def test_tpe_and_random_search_draw_other_configurations_from_the_same_seed() -> None:
+    from peer_searchers import peer_study
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    tpe, random = (_first_proposals(peer_study(peer, seed=0, start_points=[]), 3) for peer in ("optuna", "random"))
+    assert tpe != random, "TPE's random start-up repeats random search's draws"
+    assert _first_proposals(peer_study("optuna", seed=0, start_points=[]), 3) == tpe, "one seed, one stream"
+    assert _first_proposals(peer_study("optuna", seed=1, start_points=[]), 3) != tpe
+
+
+def test_the_same_start_arm_gives_every_optuna_peer_the_spaces_points_first() -> None:
+    from peer_searchers import peer_study
+
+    points = load_space().first_trials()
+    for peer in ("optuna", "random"):
+        assert _first_proposals(peer_study(peer, seed=0, start_points=points), len(points)) == points, peer
+
+
+def test_each_seed_runs_both_arms_then_the_plain_keras_controls_once() -> None:
+    from compare_searchers import planned_runs
+
+    runs = planned_runs(["fmnist-tune", "optuna", "original"], ["cold", "same-start"], [0, 1])
+    assert [run.label for run in runs] == [
+        "fmnist-tune cold s0", "optuna cold s0", "fmnist-tune same-start s0", "optuna same-start s0", "original control s0",
+        "fmnist-tune cold s1", "optuna cold s1", "fmnist-tune same-start s1", "optuna same-start s1", "original control s1",
+    ]
