@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
-
 import results
+
 from tuning.optimization.space import write_with_points
 from tuning.settings import SearchSettings
 

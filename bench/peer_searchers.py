@@ -36,8 +36,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 import optuna
-
 from compare_searchers import CONTROLS, SEARCHING_PEERS
+
 from fmnist.config import ModelConfig
 from fmnist.data import Split, load
 from fmnist.evaluation import evaluate

@@ -22,12 +22,12 @@ from pathlib import Path
 import numpy as np
 import optuna
 import psycopg2
-from scale import POSTGRES, fresh_database  # bench/ is this script's folder
 
 from tuning.optimization import stored_study
 from tuning.optimization.space import DEFAULT_SPACE_FILE, load_space
 from tuning.optimization.study_searcher import StoredStudySearcher
-from tuning.optimization.synthetic_trial import best_possible, learning_curve
+from tuning.testing.services import POSTGRES, fresh_database, postgres_url
+from tuning.testing.synthetic_trial import best_possible, learning_curve
 
 RUNGS, REDUCTION, MAX_EPOCHS = (1, 3), 3, 9
 ASK_P99_TARGET_S = 0.5
@@ -51,7 +51,7 @@ def main() -> int:
 
 
 def measure(options: argparse.Namespace, database: str) -> int:
-    url = f"postgresql+psycopg2://{POSTGRES['user']}@{POSTGRES['host']}:{POSTGRES['port']}/{database}"
+    url = postgres_url(database)
     space = load_space(DEFAULT_SPACE_FILE)
     terms = stored_study.ScoringTerms("val_accuracy", "maximize", MAX_EPOCHS, None, "synthetic", 0.1)
     stored_study.create(stored_study.open_storage(url), "scale", terms, [], stored_study.WarmStart([], 0))

@@ -61,6 +61,12 @@ def test_each_group_imports_only_the_layers_below(path: Path) -> None:
     assert violations(path, group_of(path)) == []
 
 
+@pytest.mark.parametrize("path", [path for path in sources("tuning") if group_of(path) != "testing"],
+                         ids=lambda path: str(path.relative_to(REPOSITORY)))
+def test_the_product_never_imports_the_testing_helpers(path: Path) -> None:
+    assert {module for module in imported_modules(path) if module.startswith("tuning.testing")} == set()
+
+
 @pytest.mark.parametrize("path", sources("fmnist"), ids=lambda path: str(path.relative_to(REPOSITORY)))
 def test_fmnist_knows_nothing_of_the_search(path: Path) -> None:
     outside = {module for module in imported_modules(path) if module.split(".")[0] in OUTSIDE_LIBRARIES}

@@ -9,7 +9,6 @@ import pytest
 import ray
 from ray.cluster_utils import Cluster
 
-from tests.tuning.conftest import free_port
 from tuning.runtime.cluster import (
     LATEST_LOCAL_RAY_FILE,
     ClusterError,
@@ -22,6 +21,7 @@ from tuning.runtime.cluster import (
     smallest_node_cpus,
     total,
 )
+from tuning.testing.services import free_port
 
 HEAD_WITHOUT_CPUS = {"memory": 2.0e9, "node:__internal_head__": 1.0}
 WORKERS = [{"CPU": 4.0, "memory": 8.0e9}, {"CPU": 2.0, "memory": 4.0e9}]

@@ -12,7 +12,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from tests.tuning.conftest import free_port, run_module, search_environment
+from tests.tuning.conftest import run_module, search_environment
+from tuning.testing.services import free_port
 
 pytestmark = pytest.mark.slow  # starts optuna-dashboard's server
 

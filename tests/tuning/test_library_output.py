@@ -28,8 +28,8 @@ def test_rays_several_instances_warning_becomes_one_short_line_naming_the_joined
     finally:
         logger.removeHandler(caplog.handler)
     assert [record.getMessage() for record in caplog.records] == [
-        "note: several local Rays are running; joining 192.0.2.2:6391, the one `ray start` last started "
-        "(--address picks another)",
+        ("note: several local Rays are running; joining 192.0.2.2:6391, the one `ray start` last started "
+         "(--address picks another)"),
         "Some other warning stays",
     ]
     assert len(caplog.records[0].getMessage()) <= 120

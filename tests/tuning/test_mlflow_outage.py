@@ -16,8 +16,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 from ray.tune.experiment import Trial
 
-from tests.tuning.conftest import free_port
 from tuning.optimization.objective import CONFUSION_MATRIX_KEY
+from tuning.testing.services import free_port
 from tuning.tracking.mlflow_callback import MLflowTrialsCallback
 from tuning.tracking.parent_run import PARENT_RUN_TAG
 

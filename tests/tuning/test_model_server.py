@@ -22,10 +22,11 @@ from fmnist.config import ModelConfig
 from fmnist.data import FashionMNIST
 from fmnist.images import png
 from fmnist.model import build
-from tests.tuning.conftest import free_port, search_environment, wait_for_http
+from tests.tuning.conftest import search_environment
 from tuning.champion.load import run_load
 from tuning.champion.model_server import ModelReference, ModelUriError, short_error, short_reason
 from tuning.champion.registry import CHAMPION_ALIAS, ValidationScore, register
+from tuning.testing.services import free_port, wait_for_http
 
 pytestmark = pytest.mark.slow  # starts a model server on TensorFlow
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from bench.scale import scaled_search, services
+from tuning.testing.scale import scaled_search, services
 
 pytestmark = pytest.mark.slow
 TRIALS, CONCURRENT, EPOCHS, EPOCH_S = 40, 16, 3, 0.2

@@ -19,17 +19,11 @@ import ray
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from tests.tuning.conftest import (
-    MlflowServer,
-    free_port,
-    private_postgres,
-    run_module,
-    running_mlflow_server,
-    search_environment,
-)
+from tests.tuning.conftest import run_module, search_environment
 from tuning.optimization.stored_study import TUNE_TRIAL_ID_ATTR, WARM_START_SOURCE_ATTR
 from tuning.runtime.cluster import local_head
 from tuning.settings import SearchSettings, flag
+from tuning.testing.services import MlflowServer, free_port, private_postgres, running_mlflow_server
 
 pytestmark = pytest.mark.slow  # runs `python -m tuning.search`, which starts Ray
 

@@ -22,10 +22,11 @@ from mlflow.tracking import MlflowClient
 from ray import tune
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.tuning.conftest import MlflowServer, free_port, run_module, wait_for_http
+from tests.tuning.conftest import run_module
 from tuning.champion import registry
 from tuning.optimization.space import DEFAULT_SPACE_FILE, load_space
 from tuning.optimization.stored_study import TUNE_TRIAL_ID_ATTR
+from tuning.testing.services import MlflowServer, free_port, wait_for_http
 
 pytestmark = pytest.mark.slow
 TRIALS, EPOCHS = 3, 2

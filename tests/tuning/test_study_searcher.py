@@ -17,10 +17,10 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import Searcher
 
-from tests.tuning.conftest import private_postgres
 from tuning.optimization import stored_study
 from tuning.optimization.objective import TRIAL_NUMBER_KEY
 from tuning.optimization.study_searcher import StoredStudySearcher
+from tuning.testing.services import private_postgres
 
 pytestmark = pytest.mark.slow  # runs Tune on a local Ray
 
