@@ -1,6 +1,6 @@
 """The harness that runs many synthetic trials through the search's own path on a simulated cluster and audits what
 they left behind: Tune's results against MLflow's runs and metric points and the study's trials and epochs.
-`bench/scale.py` measures with it; `tests/tuning/test_scale.py` asserts with it."""
+`bench/scale.py` measures with it; `tests/tuning/testing/test_scale.py` asserts with it."""
 
 from __future__ import annotations
 
