@@ -6,13 +6,14 @@ import argparse
 import sys
 import time
 
-from fmnist.data import load, resolve_data_dir
+from fmnist.data import load
 from fmnist.errors import DatasetError
+from fmnist.locations import DATA_DIR_HELP, resolve_data_dir
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fmnist", description=__doc__)
-    parser.add_argument("--data-dir", help="dataset directory (default: $FMNIST_DATA_DIR or ./data)")
+    parser.add_argument("--data-dir", help=DATA_DIR_HELP)
     parser.add_argument("--cache-dir", help="where the parsed .npz goes (default: <data-dir>/.cache)")
     parser.add_argument("--no-download", action="store_true", help="fail instead of downloading")
     arguments = parser.parse_args(argv)

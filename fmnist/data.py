@@ -19,6 +19,7 @@ from sklearn.model_selection import train_test_split
 from fmnist import readers
 from fmnist.download import MIRROR, download_official
 from fmnist.errors import DatasetError
+from fmnist.locations import resolve_data_dir
 
 CLASS_NAMES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -29,7 +30,6 @@ IDX_FILES = {
     "train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
     "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte",
 }
-DEFAULT_DATA_DIR = Path("data")
 CACHE_FORMAT_VERSION = "1"
 VALIDATION_SEED = 0
 """The seed of the validation split: fixed, so every search holds out the same images."""
@@ -64,11 +64,6 @@ class FashionMNIST:
     test: Split
     digest: str
     sources: tuple[Path, ...]
-
-
-def resolve_data_dir(data_dir: str | Path | None = None) -> Path:
-    """The explicit directory, else `FMNIST_DATA_DIR`, else `./data`."""
-    return Path(data_dir or os.environ.get("FMNIST_DATA_DIR") or DEFAULT_DATA_DIR)
 
 
 def find_sources(data_dir: Path) -> dict[str, Path]:

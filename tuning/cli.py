@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
+from fmnist.locations import DATA_DIR_HELP
 from tuning.optimization import objective
 from tuning.runtime.command_line import STUDY_STORAGE_HELP, TRACKING_URI_HELP, OneLineErrorParser
 from tuning.runtime.stores import resolve_study_storage, resolve_tracking_uri
@@ -92,7 +93,7 @@ def build_parser() -> OneLineErrorParser:
 
     space = parser.add_argument_group("search space and data")
     setting(space, "config", "search-space YAML file")
-    setting(space, "data_dir", "dataset directory (default: $FMNIST_DATA_DIR or ./data)")
+    setting(space, "data_dir", DATA_DIR_HELP)
     setting(space, "train_size", "train on a class-balanced subset of this many images (validation stays the same)", type=int)
     setting(space, "validation_fraction", "share of the training file held out for validation (the same images for every search)", type=float)
 

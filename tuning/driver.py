@@ -24,8 +24,8 @@ from fmnist.data import (
     Split,
     held_out_split,
     load,
-    resolve_data_dir,
 )
+from fmnist.locations import resolve_data_dir
 from tuning.champion.evaluator import evaluate_and_register_on_cluster, start_champion_evaluator
 from tuning.optimization import objective, outcome, stored_study
 from tuning.optimization.space import SearchSpace, SearchSpaceError, load_space

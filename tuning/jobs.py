@@ -28,7 +28,7 @@ from tuning.runtime import search_log
 from tuning.runtime.command_line import OneLineErrorParser
 from tuning.runtime.error_text import first_line
 from tuning.runtime.stores import resolve_tracking_uri
-from tuning.settings import DEFAULT_EXPERIMENT
+from tuning.settings import DEFAULT_EXPERIMENT, SearchSettings
 from tuning.tracking import parent_run
 
 SEARCH_ENTRYPOINT = "python -m tuning.search"
@@ -133,9 +133,9 @@ def main(argv: list[str] | None = None) -> int:
                          "(default: the latest search)")
         if action == "logs":
             sub.add_argument("--follow", action="store_true", help="keep printing until the search ends")
-            sub.add_argument("--storage-path", default="results",
+            sub.add_argument("--storage-path", default=SearchSettings.storage_path,
                              help="where searches keep their folders: a search Ray no longer knows (after a restart) is "
-                             "read from its search.log there (default: results)")
+                             f"read from its search.log there (default: {SearchSettings.storage_path})")
     options = parser.parse_args(argv)
     try:
         if options.action == "logs":

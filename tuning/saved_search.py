@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow.fs
 
 from tuning.cli import Command
-from tuning.runtime.stores import as_uri
+from tuning.runtime.stores import as_uri, is_uri
 from tuning.settings import SearchSettings, SettingsError
 
 STATE_FILE = "fmnist_search.json"
@@ -72,7 +72,7 @@ def settings_to_search(command: Command) -> tuple[SearchSettings, SavedSearch | 
 def check_storage_writable(storage_path: str) -> None:
     """SettingsError naming --storage-path when a local storage path cannot be created or written; the check leaves
     nothing behind (a folder it makes in the nearest existing one is removed at once)."""
-    if "://" in storage_path:
+    if is_uri(storage_path):
         return
     existing = Path(storage_path).absolute()
     while not existing.exists():

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 
 from tuning import cli, saved_search
-from tuning.runtime import cluster, library_output, search_log
+from tuning.runtime import cluster, library_output, search_log, stores
 from tuning.settings import SettingsError
 
 
@@ -45,7 +45,7 @@ def _search(command: cli.Command) -> int:
     except driver.INPUT_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if "://" in settings.storage_path:
+    if stores.is_uri(settings.storage_path):
         return driver.run(search)
     with search_log.copied_to(search_log.log_path(settings.storage_path, settings.name)):
         return driver.run(search)

@@ -16,7 +16,7 @@ from typing import Any
 
 from tuning.optimization import objective
 from tuning.optimization.space import DEFAULT_SPACE_FILE
-from tuning.runtime.stores import DEFAULT_MODEL_NAME, DEFAULT_STUDY_STORAGE, DEFAULT_TRACKING_URI
+from tuning.runtime.stores import DEFAULT_MODEL_NAME, DEFAULT_STUDY_STORAGE, DEFAULT_TRACKING_URI, is_uri
 
 DEFAULT_EXPERIMENT = "fmnist-tune"
 
@@ -88,7 +88,7 @@ class SearchSettings:
     @property
     def storage_uri(self) -> str:
         """Tune's storage path: a URI as given, a local path made absolute."""
-        return self.storage_path if "://" in self.storage_path else str(Path(self.storage_path).resolve())
+        return self.storage_path if is_uri(self.storage_path) else str(Path(self.storage_path).resolve())
 
     @property
     def experiment_path(self) -> str:

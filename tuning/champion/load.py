@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fmnist.images import png
+from fmnist.locations import DATA_DIR_HELP
 from tuning.runtime.command_line import OneLineErrorParser
 from tuning.runtime.error_text import first_line
 
@@ -141,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=30.0, help="how long (default: %(default)s)")
     parser.add_argument("--body", choices=BODIES, default="json",
                         help="what each request holds: MLflow's JSON, a PNG, a .npy batch, or each in turn (default: %(default)s)")
-    parser.add_argument("--data-dir", help="the dataset (default: $FMNIST_DATA_DIR or ./data)")
+    parser.add_argument("--data-dir", help=DATA_DIR_HELP)
     options = parser.parse_args(argv)
     for name, lowest in (("images", 1), ("clients", 1)):
         if getattr(options, name) < lowest:

@@ -17,7 +17,7 @@ DEFAULT_MODEL_NAME = "fmnist-cnn"
 def resolve_tracking_uri(given: str | None) -> str:
     """`--tracking-uri`, else `MLFLOW_TRACKING_URI`, else a local SQLite file; a local file or folder made absolute."""
     uri = given or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
-    if "://" not in uri and not uri.startswith("file:"):
+    if not is_uri(uri) and not uri.startswith("file:"):
         return str(Path(uri).resolve())
     return absolute_sqlite(uri)
 
@@ -35,6 +35,11 @@ def absolute_sqlite(url: str) -> str:
     return url
 
 
+def is_uri(location: str) -> bool:
+    """Whether a storage location is a URI (`s3://…`, `file:///…`) rather than a local path."""
+    return "://" in location
+
+
 def as_uri(path: str) -> str:
     """A storage path as pyarrow takes it: a URI as given, a local path as `file://`."""
-    return path if "://" in path else f"file://{path}"
+    return path if is_uri(path) else f"file://{path}"

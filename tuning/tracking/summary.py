@@ -14,6 +14,7 @@ from ray import tune
 
 from fmnist.metrics import ClassificationMetrics
 from tuning.optimization.objective import STEP_KEY, Mode
+from tuning.runtime.stores import is_uri
 from tuning.tracking.console import WIDTH, settings_text, trial_number, varying_settings
 
 TOP_TRIALS = 5
@@ -65,7 +66,7 @@ def summary_lines(results: tune.ResultGrid, metric: str, mode: Mode, model: Mode
 
 def _shortest(path: str) -> str:
     """`path` relative to the working folder when it lies below it, else as it is."""
-    relative = os.path.relpath(path) if "://" not in path else path
+    relative = path if is_uri(path) else os.path.relpath(path)
     return path if relative.startswith("..") else relative
 
 
