@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
+from fmnist.command_line import OneLineErrorParser
 from fmnist.data import load
 from fmnist.errors import DatasetError
 from fmnist.locations import DATA_DIR_HELP, resolve_data_dir
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fmnist", description=__doc__)
+    parser = OneLineErrorParser(prog="python -m fmnist", description=__doc__)
     parser.add_argument("--data-dir", help=DATA_DIR_HELP)
     parser.add_argument("--cache-dir", help="where the parsed .npz goes (default: <data-dir>/.cache)")
     parser.add_argument("--no-download", action="store_true", help="fail instead of downloading")

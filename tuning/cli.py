@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
+from fmnist.command_line import OneLineErrorParser
 from fmnist.locations import DATA_DIR_HELP
 from tuning.optimization import objective
-from tuning.runtime.command_line import STUDY_STORAGE_HELP, TRACKING_URI_HELP, OneLineErrorParser
+from tuning.runtime.command_line import STUDY_STORAGE_HELP, TRACKING_URI_HELP
 from tuning.runtime.stores import resolve_study_storage, resolve_tracking_uri
 from tuning.settings import (
     DEFAULT_TIME_BUDGET_S,

@@ -15,8 +15,9 @@ import sys
 
 import optuna_dashboard
 
+from fmnist.command_line import OneLineErrorParser
 from tuning.optimization import stored_study
-from tuning.runtime.command_line import STUDY_STORAGE_HELP, OneLineErrorParser
+from tuning.runtime.command_line import STUDY_STORAGE_HELP, listen_address_error
 from tuning.runtime.stores import resolve_study_storage
 
 
@@ -26,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
     options = parser.parse_args(argv)
+    if (unusable := listen_address_error(options.host, options.port)) is not None:
+        parser.error(unusable)
     try:
         storage = stored_study.open_storage(resolve_study_storage(options.study_storage))
     except stored_study.StudyError as error:

@@ -24,8 +24,8 @@ from mlflow.exceptions import MlflowException
 from ray.exceptions import AuthenticationError
 from ray.job_submission import JobDetails, JobStatus, JobSubmissionClient
 
+from fmnist.command_line import OneLineErrorParser
 from tuning.runtime import search_log
-from tuning.runtime.command_line import OneLineErrorParser
 from tuning.runtime.error_text import first_line
 from tuning.runtime.stores import resolve_tracking_uri
 from tuning.settings import DEFAULT_EXPERIMENT, SearchSettings

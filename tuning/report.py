@@ -25,8 +25,9 @@ from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from fmnist.command_line import OneLineErrorParser
 from tuning.optimization import stored_study
-from tuning.runtime.command_line import STUDY_STORAGE_HELP, TRACKING_URI_HELP, OneLineErrorParser
+from tuning.runtime.command_line import STUDY_STORAGE_HELP, TRACKING_URI_HELP
 from tuning.runtime.error_text import first_line
 from tuning.runtime.stores import resolve_study_storage, resolve_tracking_uri
 from tuning.settings import DEFAULT_EXPERIMENT

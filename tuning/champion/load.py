@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fmnist.command_line import OneLineErrorParser
 from fmnist.images import png
 from fmnist.locations import DATA_DIR_HELP
-from tuning.runtime.command_line import OneLineErrorParser
 from tuning.runtime.error_text import first_line
 
 MAX_REQUESTS_PER_CLIENT = 100_000

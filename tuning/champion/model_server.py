@@ -19,9 +19,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import os
 import re
-import socket
 import sys
 import threading
 import time
@@ -36,10 +34,11 @@ from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import scoring_server
 from mlflow.tracking import MlflowClient
 
+from fmnist.command_line import OneLineErrorParser
 from tuning.champion import protocol
 from tuning.champion.registry import CHAMPION_ALIAS
 from tuning.runtime import library_output
-from tuning.runtime.command_line import TRACKING_URI_HELP, OneLineErrorParser
+from tuning.runtime.command_line import TRACKING_URI_HELP, listen_address_error
 from tuning.runtime.error_text import first_line
 from tuning.runtime.stores import DEFAULT_MODEL_NAME, resolve_tracking_uri
 
@@ -292,15 +291,6 @@ async def _answer_lifespan(receive: Receive, send: Send) -> None:
             return
 
 
-def why_not_listening(host: str, port: int) -> str | None:
-    """Why this process cannot listen on host:port (the port is taken, the address is not this machine's); None if it can."""
-    try:
-        with socket.create_server((host, port)):
-            return None
-    except OSError as error:
-        return os.strerror(error.errno) if error.errno else str(error)
-
-
 def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
@@ -319,10 +309,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--poll-s must be above 0, got {options.poll_s:g}")
     if not options.max_request_mb > 0:
         parser.error(f"--max-request-mb must be above 0, got {options.max_request_mb:g}")
-    if not 0 < options.port < 65536:
-        parser.error(f"--port must be between 1 and 65535, got {options.port}")
-    if (taken := why_not_listening(options.host, options.port)) is not None:
-        parser.error(f"--port {options.port}: cannot listen on {options.host}:{options.port} ({taken})")
+    if (unusable := listen_address_error(options.host, options.port)) is not None:
+        parser.error(unusable)
     try:
         server = ChampionServer(ModelReference.parse(options.model_uri), options.poll_s, int(options.max_request_mb * 2**20))
     except ModelUriError as error:
