@@ -1,0 +1,109 @@
+"""How well a cheap fidelity ranks configurations as the full one does: the measurement a screening stage rests on.
+
+Usage (one process, alone on the machine):
+    python bench/fidelity.py [--configs 12] [--subset 0.333] [--low-epochs 3] [--high-epochs 3] [--seed 0]
+
+Draws --configs configurations of the default space: its points to evaluate first, then Optuna's RandomSampler.
+Trains each twice with plain Keras on the search's own split (the same held-out validation images): the cheap
+fidelity on a class-balanced --subset of the training images for --low-epochs, the full fidelity on all of them for
+--high-epochs, each a complete schedule (a cosine config's rate reaches its end). Prints each configuration's
+validation accuracy at both fidelities and their seconds, then Spearman's and Kendall's rank correlations between
+the two rankings and whether the cheap fidelity's best three hold the full one's best. Writes
+docs/results/fidelity.json. Acceptance: Spearman's rho >= 0.7, the level at which a screen keeps the best
+configurations among those it promotes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from typing import Any
+
+import optuna
+import results
+from scipy import stats
+
+from fmnist.config import ModelConfig
+from fmnist.data import Split, load, stratified_subset
+from fmnist.evaluation import evaluate
+from fmnist.model import build, learning_rate_callbacks, one_hot
+from tuning.driver import training_splits
+from tuning.optimization.space import SearchSpace, load_space
+from tuning.settings import SearchSettings
+
+SPEARMAN_TARGET = 0.7
+TOP = 3
+
+
+def configurations(space: SearchSpace, count: int, seed: int) -> list[dict[str, Any]]:
+    """The space's points to evaluate, then random draws of the space, `count` in all."""
+    chosen = space.first_trials()[:count]
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    distributions = space.optuna_distributions()
+    while len(chosen) < count:
+        trial = study.ask(distributions)
+        chosen.append(trial.params)
+        study.tell(trial, 0.0)
+    return chosen
+
+
+def trained_accuracy(config: ModelConfig, train: Split, validation: Split, epochs: int) -> tuple[float, float]:
+    """Validation accuracy after a complete `epochs`-epoch schedule on `train`, and the seconds it took."""
+    started = time.perf_counter()
+    model = build(config)
+    model.fit(train.images, one_hot(train.labels), batch_size=config.batch_size, epochs=epochs, verbose=0,
+              callbacks=learning_rate_callbacks(config, epochs))
+    return evaluate(model, validation).metrics.accuracy, time.perf_counter() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--configs", type=int, default=12, help="configurations to rank (at least 4)")
+    parser.add_argument("--subset", type=float, default=1 / 3, help="the cheap fidelity's share of the training images")
+    parser.add_argument("--low-epochs", type=int, default=3, help="the cheap fidelity's epochs")
+    parser.add_argument("--high-epochs", type=int, default=3, help="the full fidelity's epochs")
+    parser.add_argument("--train-size", type=int, default=None, help="the full fidelity's training images (default: all)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-dir", default=os.environ.get("FMNIST_DATA_DIR"))
+    options = parser.parse_args()
+    if options.configs < 4:
+        parser.error(f"--configs must be at least 4, got {options.configs}")
+    if not 0 < options.subset <= 1:
+        parser.error(f"--subset must be above 0 and at most 1, got {options.subset:g}")
+    if options.low_epochs < 1 or options.high_epochs < 1:
+        parser.error("--low-epochs and --high-epochs must be at least 1")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    settings = SearchSettings(name="fidelity", seed=options.seed, train_size=options.train_size)
+    train, validation = training_splits(load(options.data_dir).train, settings)
+    subset = stratified_subset(train, round(len(train) * options.subset), seed=options.seed)
+    space = load_space(settings.config)
+    rows = []
+    print(f"{'config':>6} {'low acc':>8} {'low s':>7} {'full acc':>8} {'full s':>7}", flush=True)
+    for index, params in enumerate(configurations(space, options.configs, options.seed)):
+        config = ModelConfig.from_dict({**space.fixed, **params})
+        low, low_s = trained_accuracy(config, subset, validation, options.low_epochs)
+        high, high_s = trained_accuracy(config, train, validation, options.high_epochs)
+        rows.append({"params": params, "low_accuracy": low, "low_s": low_s, "full_accuracy": high, "full_s": high_s})
+        print(f"{index:>6} {low:>8.2%} {low_s:>7.1f} {high:>8.2%} {high_s:>7.1f}", flush=True)
+    lows, highs = [row["low_accuracy"] for row in rows], [row["full_accuracy"] for row in rows]
+    spearman = float(stats.spearmanr(lows, highs).statistic)
+    kendall = float(stats.kendalltau(lows, highs).statistic)
+    best_full = max(range(len(rows)), key=lambda index: highs[index])
+    cheap_top = sorted(range(len(rows)), key=lambda index: lows[index], reverse=True)[:TOP]
+    cost = sum(row["low_s"] for row in rows) / sum(row["full_s"] for row in rows)
+    print(f"\nSpearman rho {spearman:.2f}, Kendall tau {kendall:.2f}; the full fidelity's best (config {best_full}) "
+          f"{'is' if best_full in cheap_top else 'is not'} among the cheap fidelity's best {TOP}; "
+          f"the cheap fidelity costs {cost:.0%} of the full one's time")
+    figures = {"configs": len(rows), "training_images": len(train), "subset_images": len(subset),
+               "validation_images": len(validation), "low_epochs": options.low_epochs, "high_epochs": options.high_epochs,
+               "spearman": spearman, "kendall": kendall, "best_full_in_cheap_top3": best_full in cheap_top,
+               "cost_share": cost, "rows": rows}
+    checks = [(f"Spearman's rho >= {SPEARMAN_TARGET}", spearman >= SPEARMAN_TARGET),
+              (f"the full fidelity's best is among the cheap fidelity's best {TOP}", best_full in cheap_top)]
+    print(f"results: {results.write('fidelity', figures, checks)}")
+    return 0 if all(held for _, held in checks) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
