@@ -27,6 +27,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import results
@@ -248,6 +249,24 @@ def write_results(curves: dict[Run, Curve], options: argparse.Namespace) -> Path
     return results.write(f"search_quality_{options.budget_s / 60:g}min", figures, checks)
 
 
+def markdown_table(record: dict[str, Any]) -> str:
+    """The docs' table of a search-quality results file: a row a run (best validation accuracy at each reading, the
+    test accuracy of its best model, its trials), then each searcher's mean over its seeds. docs/benchmarks.md holds
+    it as printed (`--table FILE`), and a fast test holds the two together."""
+    figures = record["figures"]
+    minutes = list(figures["runs"][0]["best_validation_by_minute"])
+    lines = ["| searcher | arm | seed | " + " | ".join(f"{reading} min" for reading in minutes) + " | test | trials |",
+             "|---|---|---|" + "---|" * len(minutes) + "---|---|"]
+    for run in figures["runs"]:
+        cells = " | ".join(_percent(run["best_validation_by_minute"][reading]) for reading in minutes)
+        lines.append(f"| {run['searcher']} | {run['arm']} | {run['seed']} | {cells} | {_percent(run['test_accuracy'])} "
+                     f"| {run['trials']} |")
+    lines += ["", "| searcher | arm | seeds | mean best validation | mean test | mean trials |", "|---|---|---|---|---|---|"]
+    lines += [f"| {row['searcher']} | {row['arm']} | {row['seeds']} | {_percent(row['mean_best_validation'])} | "
+              f"{_percent(row['mean_test_accuracy'])} | {row['mean_trials']:g} |" for row in figures["means"]]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--budget-s", type=float, default=600, help="wall-clock budget of each run")
@@ -262,7 +281,11 @@ def main() -> None:
     parser.add_argument("--seeds", default="0", help="comma-separated seeds; each searcher runs once a seed")
     parser.add_argument("--data-dir", default=os.environ.get("FMNIST_DATA_DIR", str(DEFAULT_DATA)))
     parser.add_argument("--plot", type=Path, default=Path("docs/compare_searchers.png"))
+    parser.add_argument("--table", type=Path, help="print the docs' table of this results file and do nothing else")
     options = parser.parse_args()
+    if options.table:
+        print(markdown_table(json.loads(options.table.read_text())))
+        return
     searchers, arms = options.searchers.split(","), options.arms.split(",")
     for flag, given, known in (("--searchers", searchers, (*SEARCHERS, *CONTROLS)), ("--arms", arms, ARMS)):
         if unknown := sorted(set(given) - set(known)):

@@ -43,12 +43,11 @@ import json, os, sys, time
 import keras, tensorflow as tf
 tf.config.threading.set_intra_op_parallelism_threads(2)
 tf.config.threading.set_inter_op_parallelism_threads(2)
-from fmnist.data import load, stratified_split, stratified_subset
+from fmnist.data import held_out_split, load
 from fmnist.model import ModelConfig, build, one_hot
 train_size, epochs = int(sys.argv[1]), int(sys.argv[2])
 keras.utils.set_random_seed(0)
-training = stratified_subset(load(None).train, train_size, seed=0) if train_size else load(None).train
-train, validation = stratified_split(training, 0.1, seed=0)
+train, validation = held_out_split(load(None).train, 0.1, train_size or None, seed=0)  # the search's own split
 model = build(ModelConfig())
 times = []
 for _ in range(epochs):
@@ -68,6 +67,10 @@ class PeakMemory:
         self.driver_bytes = self.trial_bytes = self.evaluator_bytes = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def gigabytes(self) -> dict[str, float]:
+        """The peaks, in GB, by process."""
+        return {"driver": self.driver_bytes / 1e9, "trial": self.trial_bytes / 1e9, "evaluator": self.evaluator_bytes / 1e9}
 
     def __enter__(self) -> Self:
         self._thread.start()
@@ -156,12 +159,21 @@ def main() -> int:
               f"(target <= {FIXED_COST_TARGET_S:.0f} s)")
         print(f"peak memory, 1 trial: driver {memory.driver_bytes / 1e9:.2f} GB, trial process {memory.trial_bytes / 1e9:.2f} GB, "
               f"champion evaluator {memory.evaluator_bytes / 1e9:.2f} GB")
+        figures = {"training_images": images, "epochs": options.epochs, "bare_epoch_s": bare, "trial_epoch_s": trial,
+                   "median_ratio": trial_s / bare_s, "fastest_ratio": ratio, "fixed_cost_s": fixed,
+                   "memory_gb": {"one_trial": memory.gigabytes()}}
+        checks = [(f"fastest epochs' ratio <= {OVERHEAD_TARGET}", ratio <= OVERHEAD_TARGET),
+                  (f"fixed cost <= {FIXED_COST_TARGET_S:.0f} s", fixed <= FIXED_COST_TARGET_S)]
         if options.memory_run:
             _, _, full = search(Path(scratch), "memory", [
                 *original_first, "--num-samples", "2", "--max-epochs", "1", "--max-concurrent-trials", "2", "--cpus-per-trial", "1"])
             print(f"peak memory, 2 concurrent trials on the full data: driver {full.driver_bytes / 1e9:.2f} GB (target <= 1), "
                   f"largest trial process {full.trial_bytes / 1e9:.2f} GB (target <= 1.5), "
                   f"champion evaluator {full.evaluator_bytes / 1e9:.2f} GB")
+            figures["memory_gb"]["two_trials_full_data"] = full.gigabytes()
+            checks += [("driver <= 1 GB with 2 trials on the full data", full.driver_bytes <= 1e9),
+                       ("largest trial process <= 1.5 GB", full.trial_bytes <= 1.5e9)]
+        print(f"results: {results.write('search_overhead', figures, checks)}")
     if ratio > OVERHEAD_TARGET:
         print(f"FAIL: the per-epoch overhead {ratio:.3f} is above {OVERHEAD_TARGET}", file=sys.stderr)
         return 1
