@@ -32,6 +32,7 @@ from typing import Any
 import mlflow
 import results
 
+from tuning.optimization.objective import TRIAL_NAME_PREFIXES
 from tuning.optimization.space import write_with_points
 from tuning.settings import SearchSettings
 
@@ -149,10 +150,15 @@ def finished_search_curve(
         launched = parents[0].info.start_time / 1000
     epochs = [
         (result["timestamp"] - launched, result["val_accuracy"], result["trial_id"])
-        for path in experiment_dir.glob("trial-*/result.json")
+        for path in curve_files(experiment_dir)
         for result in map(json.loads, path.read_text().splitlines())
     ]
     return Curve(launched, sorted(epochs), parents[0].data.metrics.get("test_accuracy") if parents else None, steal)
+
+
+def curve_files(experiment_dir: Path) -> list[Path]:
+    """Every trial's `result.json` in a search's folder, screening trials' too."""
+    return [path for prefix in TRIAL_NAME_PREFIXES for path in sorted(experiment_dir.glob(f"{prefix}*/result.json"))]
 
 
 def _test_accuracy_of_saved_model(path: Path, data_dir: str) -> float | None:

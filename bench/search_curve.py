@@ -15,7 +15,7 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
-from compare_searchers import finished_search_curve, print_table
+from compare_searchers import curve_files, finished_search_curve, print_table
 
 from tuning.runtime.stores import DEFAULT_TRACKING_URI
 from tuning.saved_search import SavedSearch
@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--targets", type=lambda text: [float(value) for value in text.split(",")], default=[0.92, 0.93])
     options = parser.parse_args()
     experiment_dir = options.storage_path / options.name
-    if not any(experiment_dir.glob("trial-*/result.json")):
+    if not curve_files(experiment_dir):
         parser.error(f"{experiment_dir}: no trial results there")
     options.max_epochs = SavedSearch.load(str(experiment_dir.resolve())).settings.max_epochs
     curve = finished_search_curve(experiment_dir, options.tracking_uri, options.name)

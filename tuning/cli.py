@@ -89,7 +89,7 @@ def build_parser() -> OneLineErrorParser:
 
     def setting(group: Any, name: str, help_text: str, **kwargs: Any) -> None:
         default = DEFAULTS[name]
-        shown = "" if default is None else f" (default: {default})"
+        shown = "" if default is None else f" (default: {default:g})" if isinstance(default, float) else f" (default: {default})"
         group.add_argument(flag(name), dest=name, help=help_text + shown, **kwargs)
 
     space = parser.add_argument_group("search space and data")
@@ -112,6 +112,10 @@ def build_parser() -> OneLineErrorParser:
     setting(search, "time_budget_s", "stop starting and running trials after this many seconds", type=float)
     setting(search, "seed", "seed of the TPE sampler, the split and the trials", type=int)
     setting(search, "startup_trials", "trials TPE proposes at random before it models the results", type=int)
+    setting(search, "screen_share", "share of --time-budget-s spent screening configurations on a share of the "
+            "images before the best train on all of them (0: no screening)", type=float)
+    setting(search, "screen_fraction", "a screening trial's share of the training images", type=float)
+    setting(search, "screen_epochs", "a screening trial's epochs, a complete schedule", type=int)
     setting(search, "metric", "validation metric to select on (loss is minimised, the rest maximised)",
             choices=objective.SELECTABLE_METRICS)
     setting(search, "ensemble_size", "the champion averages up to this many leading trials, as many as score best "

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from fmnist.data import (
 )
 from fmnist.locations import resolve_data_dir
 from tuning.champion.evaluator import evaluate_and_register_on_cluster, start_champion_evaluator
-from tuning.optimization import objective, outcome, stored_study
+from tuning.optimization import objective, outcome, screening, stored_study
 from tuning.optimization.space import SearchSpace, SearchSpaceError, load_space
 from tuning.optimization.study_searcher import StoredStudySearcher
 from tuning.optimization.trainable import train_cnn
@@ -85,6 +86,8 @@ def prepare(settings: SearchSettings, saved: SavedSearch | None) -> PreparedSear
         stored_study.check_exists(storage, settings.study_storage, settings.name)
     else:
         stored_study.check_new(storage, settings.study_storage, settings.name, settings.warm_start)
+        if settings.screens:
+            stored_study.check_new(storage, settings.study_storage, stored_study.screen_study_name(settings.name), ())
         if storage is not None:
             warm_start = stored_study.warm_start_trials(storage, settings.warm_start, space.optuna_distributions(), space.fixed,
                                                         scoring_terms(settings, dataset.digest))
@@ -156,8 +159,14 @@ def search_trials(search: PreparedSearch, trial_function: TrialFunction) -> Fini
             search.experiment_id, settings.name, search.mlflow_params(), search.space.source, inputs
         )
         SavedSearch(settings, parent_run_id, dataset.digest).save()
-        stored_study.create(stored_study.open_storage(settings.study_storage), settings.name,
-                            scoring_terms(settings, dataset.digest), search.space.first_trials(), search.warm_start)
+        storage = stored_study.open_storage(settings.study_storage)
+        fidelity = screening.Fidelity(round(len(train) * settings.screen_fraction), settings.screen_epochs)
+        first_trials = search.space.first_trials()
+        if settings.screens:  # the points to evaluate are screened first; the full study starts with the best screened
+            stored_study.create(storage, stored_study.screen_study_name(settings.name),
+                                screening_terms(settings, dataset.digest, fidelity), first_trials, stored_study.WarmStart([], 0))
+            first_trials = []
+        stored_study.create(storage, settings.name, scoring_terms(settings, dataset.digest), first_trials, search.warm_start)
         if settings.warm_start:
             warm = search.warm_start
             parent_run.log_warm_start(parent_run_id, len(warm.trials), warm.skipped)
@@ -168,7 +177,7 @@ def search_trials(search: PreparedSearch, trial_function: TrialFunction) -> Fini
                       f"{'; '.join(warm.differences)}")
         print(settings.plan_line(time.time()), flush=True)
         mlflow = MLflowTrialsCallback(settings.tracking_uri, search.experiment_id, parent_run_id, inputs)
-        tuner = _new_tuner(settings, search.space, trainable, mlflow, deadline, search.concurrent_trials)
+        tuner = _new_tuner(settings, search.space, trainable, mlflow, deadline, search.concurrent_trials, fidelity)
     started = time.monotonic()
     results = tuner.fit()
     statuses = outcome.saved_trial_statuses(results.experiment_path)
@@ -226,6 +235,12 @@ def scoring_terms(settings: SearchSettings, dataset_digest: str) -> stored_study
                                      settings.train_size, dataset_digest, settings.validation_fraction)
 
 
+def screening_terms(settings: SearchSettings, dataset_digest: str, fidelity: screening.Fidelity) -> stored_study.ScoringTerms:
+    """What the screening study's values mean: the search's metric after the screening fidelity's epochs and images."""
+    return dataclasses.replace(scoring_terms(settings, dataset_digest), max_epochs=fidelity.epochs,
+                               train_size=fidelity.train_images)
+
+
 def training_splits(training: Split, settings: SearchSettings) -> tuple[Split, Split]:
     """The training file as train (`train_size` images of it if set) and validation: the same validation images for
     every search with this `validation_fraction`, so their scores compare."""
@@ -234,13 +249,15 @@ def training_splits(training: Split, settings: SearchSettings) -> tuple[Split, S
 
 def _new_tuner(
     settings: SearchSettings, space: SearchSpace, trainable: Any, mlflow: MLflowTrialsCallback, deadline: float | None,
-    concurrent_trials: int,
+    concurrent_trials: int, fidelity: screening.Fidelity,
 ) -> tune.Tuner:
-    searcher = StoredStudySearcher(
-        settings.study_storage, settings.name, space.optuna_distributions(),
-        metric=settings.metric, mode=settings.mode, max_epochs=settings.max_epochs, seed=settings.seed,
-        startup_trials=settings.startup_trials, deadline=deadline,
-    )
+    searcher = _searcher(settings, space, settings.name, settings.max_epochs, deadline)
+    if settings.screens:
+        assert deadline is not None and settings.time_budget_s is not None, "a search screens only on a time budget"
+        screen = _searcher(settings, space, stored_study.screen_study_name(settings.name), fidelity.epochs, deadline)
+        screen_until = deadline - settings.time_budget_s * (1 - settings.screen_share)
+        searcher = screening.ScreeningSearcher(screen, searcher, fidelity, screen_until=screen_until,
+                                               promoted=concurrent_trials)
     scheduler = ASHAScheduler(
         time_attr=objective.STEP_KEY, max_t=settings.max_epochs,
         grace_period=settings.grace_period, reduction_factor=settings.reduction_factor,
@@ -274,6 +291,14 @@ def _new_tuner(
             ),
             verbose=1,
         ),
+    )
+
+
+def _searcher(settings: SearchSettings, space: SearchSpace, study_name: str, max_epochs: int,
+              deadline: float | None) -> StoredStudySearcher:
+    return StoredStudySearcher(
+        settings.study_storage, study_name, space.optuna_distributions(), metric=settings.metric, mode=settings.mode,
+        max_epochs=max_epochs, seed=settings.seed, startup_trials=settings.startup_trials, deadline=deadline,
     )
 
 

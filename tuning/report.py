@@ -60,13 +60,18 @@ def main(argv: list[str] | None = None) -> int:
     except (parent_run.TrackingError, LookupError, stored_study.StudyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    study = optuna.load_study(study_name=parent.info.run_name, storage=storage)
-    table = trial_table(study)
-    print(f"Search {parent.info.run_name} ({parent.info.run_id}): {len(table)} trials")
-    print(table.head(options.top).to_string(index=False, float_format=lambda value: f"{value:.4g}"))
-    folder = Path(options.output_dir) / parent.info.run_name
-    for path in save_plots(study, folder, parent.info.run_id):
-        print(f"saved {path}")
+    name, folder = parent.info.run_name, Path(options.output_dir) / parent.info.run_name
+    studies = [(f"Search {name} ({parent.info.run_id})", name, folder, "report")]
+    if stored_study.screen_study_name(name) in stored_study.study_names(storage):
+        studies.append(("Its screening, on a share of the images", stored_study.screen_study_name(name), folder / "screening",
+                        "report/screening"))
+    for title, study_name, study_folder, artifact_path in studies:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+        table = trial_table(study)
+        print(f"{title}: {len(table)} trials")
+        print(table.head(options.top).to_string(index=False, float_format=lambda value: f"{value:.4g}"))
+        for path in save_plots(study, study_folder, parent.info.run_id, artifact_path):
+            print(f"saved {path}")
     return 0
 
 
@@ -100,8 +105,8 @@ def trial_table(study: optuna.Study) -> pd.DataFrame:
     return table.sort_values(["value", "epochs"], ascending=[not maximize, False], na_position="last")
 
 
-def save_plots(study: optuna.Study, folder: Path, parent_run_id: str) -> list[Path]:
-    """Optuna's plots as PNG files in `folder`, also logged to the parent run under `report/`."""
+def save_plots(study: optuna.Study, folder: Path, parent_run_id: str, artifact_path: str = "report") -> list[Path]:
+    """Optuna's plots as PNG files in `folder`, also logged to the parent run under `artifact_path`."""
     folder.mkdir(parents=True, exist_ok=True)
     finished = study.get_trials(deepcopy=False, states=stored_study.FINISHED_STATES)
     saved = []
@@ -117,7 +122,7 @@ def save_plots(study: optuna.Study, folder: Path, parent_run_id: str) -> list[Pa
             figure.tight_layout()
             figure.savefig(folder / file_name, dpi=100)
             plt.close(figure)
-            MlflowClient().log_artifact(parent_run_id, str(folder / file_name), artifact_path="report")
+            MlflowClient().log_artifact(parent_run_id, str(folder / file_name), artifact_path=artifact_path)
             saved.append(folder / file_name)
     return saved
 

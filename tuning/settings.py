@@ -65,6 +65,13 @@ class SearchSettings:
     startup_trials: int = 4
     """Trials TPE proposes at random before it models the results (Optuna's `n_startup_trials`, default 10, too
     many for an hour on a small node); the points to evaluate count among them."""
+    screen_share: float = 0.4
+    """The share of a time budget spent screening configurations at a cheap fidelity before the best train on all the
+    images (`tuning.optimization.screening`); 0: none. A search without a time budget does not screen."""
+    screen_fraction: float = 1 / 3
+    """A screening trial's share of the training images."""
+    screen_epochs: int = 2
+    """A screening trial's epochs: a complete schedule."""
     metric: str = "val_accuracy"
     ensemble_size: int = 3
     """The champion averages the class probabilities of up to this many leading trials: as many as score best on
@@ -84,6 +91,11 @@ class SearchSettings:
     def mode(self) -> objective.Mode:
         """`min` for a loss, else `max`."""
         return objective.mode(self.metric)
+
+    @property
+    def screens(self) -> bool:
+        """True when the search starts with a screening stage: a time budget and a screening share above 0."""
+        return self.time_budget_s is not None and self.screen_share > 0
 
     @property
     def storage_uri(self) -> str:
@@ -135,6 +147,11 @@ class SearchSettings:
         if self.max_concurrent_trials is not None:
             _at_least("max_concurrent_trials", self.max_concurrent_trials, 1)
         _at_least("seed", self.seed, 0)
+        _at_least("screen_epochs", self.screen_epochs, 1)
+        if not 0 <= self.screen_share < 1:
+            raise SettingsError(f"--screen-share must be at least 0 and below 1, got {self.screen_share:g}")
+        if not 0 < self.screen_fraction <= 1:
+            raise SettingsError(f"--screen-fraction must be above 0 and at most 1, got {self.screen_fraction:g}")
         _at_least("startup_trials", self.startup_trials, 1)
         _at_least("ensemble_size", self.ensemble_size, 1)
         _at_least("max_failures", self.max_failures, -1)

@@ -58,6 +58,10 @@ def test_a_short_max_epochs_brings_asha_s_first_rung_with_it_unless_the_rung_is_
         (["--gpus-per-trial", "-1"], "--gpus-per-trial must be at least 0, got -1.0"),
         (["--validation-fraction", "1.0"], "--validation-fraction must be between 0 and 1, got 1"),
         (["--train-size", "10"], "--train-size must be at least 100, got 10"),
+        (["--screen-share", "1"], "--screen-share must be at least 0 and below 1, got 1"),
+        (["--screen-share", "-0.1"], "--screen-share must be at least 0 and below 1, got -0.1"),
+        (["--screen-fraction", "0"], "--screen-fraction must be above 0 and at most 1, got 0"),
+        (["--screen-epochs", "0"], "--screen-epochs must be at least 1, got 0"),
         (["--time-budget-s", "0"], "--time-budget-s must be above 0, got 0"),
         (["--seed", "-1"], "--seed must be at least 0, got -1"),
         (["--startup-trials", "0"], "--startup-trials must be at least 1, got 0"),
@@ -173,3 +177,9 @@ def test_a_time_budget_alone_runs_trials_until_it_ends() -> None:
     assert new_settings("--time-budget-s", "600", "--num-samples", "4").num_samples == 4
     with pytest.raises(SettingsError, match="--num-samples -1 .* needs --time-budget-s"):
         new_settings("--num-samples", "-1")
+
+
+def test_a_time_budgeted_search_screens_first_unless_told_not_to() -> None:
+    assert new_settings().screens and new_settings("--time-budget-s", "60").screens
+    assert not new_settings("--time-budget-s", "60", "--screen-share", "0").screens
+    assert not new_settings("--num-samples", "10").screens, "a search without a time budget has no share to screen in"

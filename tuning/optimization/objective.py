@@ -16,7 +16,16 @@ CONFUSION_MATRIX_KEY = "val_confusion_matrix"
 TRIAL_NUMBER_KEY = "trial_number"
 """The config key of a trial's number in the search's Optuna study: the trial's one name everywhere (`trial_name`)."""
 TRIAL_NAME_PREFIX = "trial-"
-"""Every trial's name and folder starts so: `trial-<number>`."""
+"""Every full-fidelity trial's name and folder starts so: `trial-<number>`."""
+SCREEN_NAME_PREFIX = "screen-"
+"""A screening trial's name and folder: `screen-<number>`, its number in the search's screening study."""
+TRIAL_NAME_PREFIXES = (TRIAL_NAME_PREFIX, SCREEN_NAME_PREFIX)
+SCREEN_IMAGES_KEY = "screen_train_images"
+"""The config key of a screening trial's training images: a class-balanced subset of the search's training split."""
+SCREEN_EPOCHS_KEY = "screen_epochs"
+"""The config key of a screening trial's epochs: its complete, short schedule."""
+FIDELITY_KEYS = (TRIAL_NUMBER_KEY, SCREEN_IMAGES_KEY, SCREEN_EPOCHS_KEY)
+"""Config keys that say which trial it is and what it trains on, not how the model is built."""
 STEP_KEY = "training_iteration"
 """Tune's count of a trial's results, one an epoch: the step of every per-epoch record and ASHA's time axis."""
 EPOCH_KEY = "epoch"
@@ -27,9 +36,15 @@ PLANNED_EPOCHS_KEY = "planned_epochs"
 
 
 def trial_name(config: dict[str, Any], fallback: str) -> str:
-    """`trial-<number>`: a trial's name in the console, the summary, its MLflow run and its TensorBoard folder, as
-    optuna-dashboard numbers it; `trial-<fallback>` for a config without a number."""
-    return f"{TRIAL_NAME_PREFIX}{config.get(TRIAL_NUMBER_KEY, fallback)}"
+    """`trial-<number>` (`screen-<number>` for a screening trial): a trial's name in the console, the summary, its
+    MLflow run and its TensorBoard folder, as optuna-dashboard numbers it in its study; `trial-<fallback>` for a config
+    without a number."""
+    return f"{name_prefix(config)}{config.get(TRIAL_NUMBER_KEY, fallback)}"
+
+
+def name_prefix(config: dict[str, Any]) -> str:
+    """`screen-` for a screening trial's config, else `trial-`."""
+    return SCREEN_NAME_PREFIX if SCREEN_IMAGES_KEY in config else TRIAL_NAME_PREFIX
 
 
 def mode(metric: str) -> Mode:

@@ -36,6 +36,11 @@ TERM_NAMES = {"metric": "--metric", "direction": "direction", "max_epochs": "--m
               "dataset": "dataset", "validation_fraction": "--validation-fraction"}
 
 
+def screen_study_name(search_name: str) -> str:
+    """The name of a search's screening study (`tuning.optimization.screening`), beside the search's own."""
+    return f"{search_name}-screen"
+
+
 class StudyError(ValueError):
     """The study storage or a named study cannot be used; the message names the flag."""
 

@@ -114,12 +114,12 @@ class StoredStudySearcher(Searcher):
         return epoch_plan.replan(self._max_epochs, 0, self._fastest_epoch_s, self._deadline - time.time()) == 0
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if trial_id not in self._trial_numbers:
+            return  # another searcher's trial (`tuning.optimization.screening`): its epochs are not this study's
         value, step, epoch_s = result.get(self.metric), result.get(TRAINING_ITERATION), result.get(TIME_THIS_ITER_S)
         if isinstance(epoch_s, int | float):
             fastest = self._fastest_epoch_s
             self._fastest_epoch_s = float(epoch_s) if fastest is None else min(float(epoch_s), fastest)
-        if trial_id not in self._trial_numbers:
-            return
         number = self._trial_numbers[trial_id]
         if isinstance(result.get(PLANNED_EPOCHS_KEY), int | float):
             self._planned_epochs[number] = int(result[PLANNED_EPOCHS_KEY])
@@ -201,8 +201,12 @@ class StoredStudySearcher(Searcher):
     def save(self, checkpoint_path: str) -> None:
         """Tune saves the searcher with the experiment's state: the database holds every write by then, so a search
         resumed from this state finds the trials it names."""
+        Path(checkpoint_path).write_text(json.dumps(self.saved_state()))
+
+    def saved_state(self) -> dict[str, Any]:
+        """What `save` writes, once the database holds every write."""
         self.flush()
-        Path(checkpoint_path).write_text(json.dumps({"trial_numbers": self._trial_numbers}))
+        return {"trial_numbers": self._trial_numbers}
 
     def flush(self) -> None:
         """Wait until the database holds every write made so far."""
@@ -211,7 +215,11 @@ class StoredStudySearcher(Searcher):
     def restore(self, checkpoint_path: str) -> None:
         """Take back the trial map; the trials the driver started after its last save (Tune's saved state does not
         know them) are orphans, which the next trials take up."""
-        self._trial_numbers = json.loads(Path(checkpoint_path).read_text())["trial_numbers"]
+        self.restore_state(json.loads(Path(checkpoint_path).read_text()))
+
+    def restore_state(self, state: dict[str, Any]) -> None:
+        """Take back what `saved_state` gave, as `restore` does."""
+        self._trial_numbers = state["trial_numbers"]
         known = set(self._trial_numbers.values())
         self._orphans = [trial.number for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
                          if trial.number not in known]

@@ -15,11 +15,18 @@ from typing import TYPE_CHECKING, Any
 from ray import tune
 
 from fmnist.config import ModelConfig
-from fmnist.data import Split
+from fmnist.data import Split, stratified_subset
 from fmnist.evaluation import evaluate
 from tuning.optimization.devices import use_assigned_devices
 from tuning.optimization.epoch_plan import replan
-from tuning.optimization.objective import CONFUSION_MATRIX_KEY, DEVICE_KEY, EPOCH_KEY, PLANNED_EPOCHS_KEY
+from tuning.optimization.objective import (
+    CONFUSION_MATRIX_KEY,
+    DEVICE_KEY,
+    EPOCH_KEY,
+    PLANNED_EPOCHS_KEY,
+    SCREEN_EPOCHS_KEY,
+    SCREEN_IMAGES_KEY,
+)
 
 if TYPE_CHECKING:
     import keras
@@ -41,6 +48,9 @@ def train_cnn(
     `time_checkpoint_s` (saving the model). Tune's `time_this_iter_s` holds these and the report, but not
     the report's wait for the driver to ask for the next epoch.
 
+    A screening trial's config says its fidelity: it trains on a class-balanced `screen_train_images` of `train` for
+    `screen_epochs` instead of `max_epochs` (`tuning.optimization.screening`).
+
     `train` and `validation` arrive through Ray's object store (`tune.with_parameters`).
     A restarted trial continues from its last checkpoint.
     """
@@ -52,6 +62,8 @@ def train_cnn(
     keras.backend.clear_session()  # a reused process lets go of the previous trial's model
     keras.utils.set_random_seed(seed)
     model_config = ModelConfig.from_dict(config)
+    if SCREEN_IMAGES_KEY in config:
+        train, max_epochs = stratified_subset(train, int(config[SCREEN_IMAGES_KEY]), seed=seed), int(config[SCREEN_EPOCHS_KEY])
     model, finished_epochs, planned = _restore_or_build(model_config, max_epochs)
     targets = one_hot(train.labels)
     resumed_at, resumed_epochs, epoch = time.perf_counter(), finished_epochs, finished_epochs

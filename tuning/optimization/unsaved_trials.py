@@ -15,7 +15,7 @@ import time
 import pyarrow.fs
 from ray.tune import ExperimentAnalysis
 
-from tuning.optimization.objective import TRIAL_NAME_PREFIX
+from tuning.optimization.objective import TRIAL_NAME_PREFIXES
 from tuning.runtime.stores import as_uri
 
 
@@ -35,7 +35,7 @@ def _move_unsaved(filesystem: pyarrow.fs.FileSystem, path: str, saved: set[str],
     if filesystem.get_file_info(path).type != pyarrow.fs.FileType.Directory:
         return set()
     folders = {info.base_name for info in filesystem.get_file_info(pyarrow.fs.FileSelector(path))
-               if info.type == pyarrow.fs.FileType.Directory and info.base_name.startswith(TRIAL_NAME_PREFIX)}
+               if info.type == pyarrow.fs.FileType.Directory and info.base_name.startswith(TRIAL_NAME_PREFIXES)}
     unsaved = folders - saved
     if unsaved:
         filesystem.create_dir(f"{path}/{aside}")

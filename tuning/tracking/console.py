@@ -18,9 +18,18 @@ from typing import Any
 from ray.tune import ProgressReporter
 from ray.tune.experiment import Trial
 
-from tuning.optimization.objective import PLANNED_EPOCHS_KEY, STEP_KEY, TRIAL_NUMBER_KEY
+from tuning.optimization.objective import (
+    FIDELITY_KEYS,
+    PLANNED_EPOCHS_KEY,
+    SCREEN_NAME_PREFIX,
+    STEP_KEY,
+    TRIAL_NUMBER_KEY,
+    name_prefix,
+)
 
 WIDTH = 120
+TRIAL_COLUMN = 9
+"""Wide enough for a screening trial's `screen-<number>`."""
 ROWS = 12
 REPORT_EVERY_S = 30.0
 ACTIVE = (Trial.RUNNING, Trial.PENDING, Trial.PAUSED)
@@ -66,7 +75,7 @@ class CompactProgressReporter(ProgressReporter):
         header = (f"== {_duration(elapsed)}, {self._time_left(trials, elapsed)} | {len(trials)} trials: "
                   + ", ".join(f"{count} {status.lower()}" for status, count in counts.items())
                   + (f" | best {self._metric} {best[1]:.4f} (trial {trial_number(best[0].config)})" if best else ""))
-        columns = f"{'trial':>5} {'status':<10} {'epoch':>5} {self._metric[:12]:>12} {'best':>7} {'time':>7}  settings"
+        columns = f"{'trial':>{TRIAL_COLUMN}} {'status':<10} {'epoch':>5} {self._metric[:12]:>12} {'best':>7} {'time':>7}  settings"
         rows = [self._row(trial, varying) for trial in shown]
         left_out = [f"   ... {len(trials) - len(shown)} more trials"] if len(trials) > len(shown) else []
         return [line[: self._width] for line in (header, columns, *rows, *left_out)]
@@ -114,14 +123,16 @@ class CompactProgressReporter(ProgressReporter):
         epoch = result.get(STEP_KEY)
         epochs = f"{epoch}/{result.get(PLANNED_EPOCHS_KEY, self._max_epochs)}" if epoch is not None else None
         now, best = result.get(self._metric), self._trial_best(trial)
-        return (f"{trial_number(trial.config):>5} {trial.status.lower():<10} {_or_dash(epochs, '{}'):>5} {_or_dash(now, '{:.4f}'):>12} "
+        return (f"{trial_number(trial.config):>{TRIAL_COLUMN}} {trial.status.lower():<10} {_or_dash(epochs, '{}'):>5} {_or_dash(now, '{:.4f}'):>12} "
                 f"{_or_dash(best, '{:.4f}'):>7} {_duration(result.get('time_total_s')):>7}  {settings_text(trial.config, varying)}")
 
 
 def trial_number(config: dict[str, Any]) -> str:
-    """The trial's number in the study, as its config carries it (a table's column may hold it as a float)."""
+    """The trial's number in the study, as its config carries it (a table's column may hold it as a float); a
+    screening trial's as `screen-<number>`, its name."""
     number = config.get(TRIAL_NUMBER_KEY)
-    return str(int(number)) if isinstance(number, numbers.Real) and float(number).is_integer() else "?"
+    shown = str(int(number)) if isinstance(number, numbers.Real) and float(number).is_integer() else "?"
+    return f"{SCREEN_NAME_PREFIX}{shown}" if name_prefix(config) == SCREEN_NAME_PREFIX else shown
 
 
 def varying_settings(configs: list[dict[str, Any]]) -> list[str]:
@@ -129,7 +140,7 @@ def varying_settings(configs: list[dict[str, Any]]) -> list[str]:
     if len(configs) < 2:
         return []
     first = configs[0]
-    return [name for name in first if name != TRIAL_NUMBER_KEY and any(config.get(name) != first[name] for config in configs[1:])]
+    return [name for name in first if name not in FIDELITY_KEYS and any(config.get(name) != first[name] for config in configs[1:])]
 
 
 def settings_text(config: dict[str, Any], names: list[str]) -> str:

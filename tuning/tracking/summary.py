@@ -6,6 +6,7 @@ them), the champion and its test scores, and where the full record is: `python -
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +16,7 @@ from ray import tune
 from fmnist.metrics import ClassificationMetrics
 from tuning.optimization.objective import STEP_KEY, Mode
 from tuning.runtime.stores import is_uri
-from tuning.tracking.console import WIDTH, settings_text, trial_number, varying_settings
+from tuning.tracking.console import TRIAL_COLUMN, WIDTH, settings_text, trial_number, varying_settings
 
 TOP_TRIALS = 5
 SHOWN_METRICS = ("val_accuracy", "val_f1", "val_loss")
@@ -44,10 +45,10 @@ def summary_lines(results: tune.ResultGrid, metric: str, mode: Mode, model: Mode
     varying = varying_settings(configs)
     scores = list(dict.fromkeys((metric, *SHOWN_METRICS)))
     lines = [f"Top {len(frame)} of {len(results)} trials by {metric} (best epoch of each):",
-             f"{'trial':>5} {'epoch':>5} " + " ".join(f"{name[:12]:>12}" for name in scores) + "  settings"]
+             f"{'trial':>{TRIAL_COLUMN}} {'epoch':>5} " + " ".join(f"{name[:12]:>12}" for name in scores) + "  settings"]
     for (_, row), config in zip(frame.iterrows(), configs, strict=True):
         values = " ".join(f"{row[name]:>12.4f}" if name in row else f"{'-':>12}" for name in scores)
-        lines.append(f"{trial_number(config):>5} {int(row[STEP_KEY]):>5} {values}  {settings_text(config, varying)}"[:WIDTH])
+        lines.append(f"{trial_number(config):>{TRIAL_COLUMN}} {int(row[STEP_KEY]):>5} {values}  {settings_text(config, varying)}"[:WIDTH])
     lines.append("")
     if len(model.trials) > 1:
         lines.append(f"Champion: the average of trials {', '.join(model.trials)}, {metric} {model.validation_score:.4f}")
@@ -71,4 +72,6 @@ def _shortest(path: str) -> str:
 
 
 def _config(row: Any) -> dict[str, Any]:
-    return {name.removeprefix(CONFIG_PREFIX): value for name, value in row.items() if name.startswith(CONFIG_PREFIX)}
+    """The trial's config from its table row; a column only other trials have (a screening trial's) holds NaN: left out."""
+    return {name.removeprefix(CONFIG_PREFIX): value for name, value in row.items()
+            if name.startswith(CONFIG_PREFIX) and not (isinstance(value, float) and math.isnan(value))}

@@ -10,7 +10,7 @@ import ray
 from ray import tune
 
 from fmnist.data import stratified_split, stratified_subset
-from tuning.optimization.objective import PLANNED_EPOCHS_KEY
+from tuning.optimization.objective import PLANNED_EPOCHS_KEY, SCREEN_EPOCHS_KEY, SCREEN_IMAGES_KEY
 from tuning.optimization.trainable import train_cnn
 
 MAX_EPOCHS = 500
@@ -37,3 +37,22 @@ def test_a_trial_plans_the_epochs_that_fit_before_the_deadline_and_ends_with_the
     assert plans[0] <= MAX_EPOCHS and plans == sorted(plans, reverse=True), f"a plan only shrinks: {plans}"
     assert 2 <= len(history) == plans[-1] < MAX_EPOCHS, f"the trial ends with its plan: {len(history)} epochs, plans {plans}"
     assert history["timestamp"].iloc[-1] <= deadline + 1, "the last epoch ended after the deadline"
+
+
+@pytest.mark.slow
+def test_a_screening_trial_trains_its_share_of_the_images_for_its_own_short_schedule(dataset, tmp_path: Path) -> None:
+    train, validation = stratified_split(stratified_subset(dataset.train, 600), validation_fraction=0.2)
+    ray.init(address="local", num_cpus=1, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    try:
+        tuner = tune.Tuner(
+            tune.with_parameters(train_cnn, train=train, validation=validation, max_epochs=MAX_EPOCHS),
+            param_space={"batch_size": 64, SCREEN_IMAGES_KEY: 160, SCREEN_EPOCHS_KEY: 2},
+            run_config=tune.RunConfig(storage_path=str(tmp_path), name="screening", verbose=0),
+        )
+        result = tuner.fit()[0]
+    finally:
+        ray.shutdown()
+    assert result.error is None
+    history = result.metrics_dataframe
+    assert history["train_images"].tolist() == [160, 160], "a class-balanced 160 of the 480 training images, twice"
+    assert history[PLANNED_EPOCHS_KEY].tolist() == [2, 2] and len(validation) == 120

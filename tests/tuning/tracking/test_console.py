@@ -7,7 +7,7 @@ import re
 
 from ray.tune.experiment import Trial
 
-from tuning.optimization.objective import PLANNED_EPOCHS_KEY, TRIAL_NUMBER_KEY
+from tuning.optimization.objective import PLANNED_EPOCHS_KEY, SCREEN_EPOCHS_KEY, SCREEN_IMAGES_KEY, TRIAL_NUMBER_KEY
 from tuning.optimization.space import DEFAULT_SPACE_FILE, load_space
 from tuning.tracking.console import CompactProgressReporter
 
@@ -64,3 +64,12 @@ def test_a_trial_shows_its_epochs_against_its_plan() -> None:
 def test_a_single_trial_lists_no_settings() -> None:
     lines = CompactProgressReporter("val_loss", "min", max_epochs=2, width=120).lines(_trials(1))
     assert lines[2].split() == ["0", "pending", "-", "-", "-", "-"]
+
+
+def test_a_screening_trial_shows_as_screen_and_its_fidelity_is_no_setting() -> None:
+    screening, full = _trials(3)[:2]
+    screening.config.update({SCREEN_IMAGES_KEY: 16_200, SCREEN_EPOCHS_KEY: 2})
+    lines = CompactProgressReporter("val_accuracy", "max", max_epochs=27, width=120).lines([screening, full])
+    rows = {row.split()[0]: row for row in lines[2:]}
+    assert set(rows) == {"screen-0", "1"}, lines
+    assert SCREEN_IMAGES_KEY not in "\n".join(lines) and SCREEN_EPOCHS_KEY not in "\n".join(lines)

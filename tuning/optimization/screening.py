@@ -1,0 +1,105 @@
+"""Screening: a time-budgeted search first explores cheaply, then trains the best it found on all the images.
+
+For the first share of the budget, each trial trains a configuration proposed by TPE over the search's screening study
+(`<name>-screen`) on a class-balanced share of the training images, for a short schedule run to its end (a cosine rate
+decays to its floor): a fidelity whose ranking follows the full data's (docs/benchmarks.md, "Fidelity"). Then the
+screening study's best configurations, as many as trials run at once, are queued first in the search's own study and
+train on all the images until the budget ends; TPE proposes any later trial from that study. Each study holds values
+scored on one set of terms, so TPE never compares a screening score with a full one; both score on the same validation
+images, so the champion's choice may take any trial.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from optuna.trial import TrialState
+from ray.tune.search import Searcher
+
+from tuning.optimization.objective import SCREEN_EPOCHS_KEY, SCREEN_IMAGES_KEY
+from tuning.optimization.study_searcher import StoredStudySearcher
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """What a screening trial trains: `train_images` of the training split, for a complete `epochs`-epoch schedule."""
+
+    train_images: int
+    epochs: int
+
+    def config(self) -> dict[str, int]:
+        """The keys a screening trial's config carries, which `train_cnn` reads."""
+        return {SCREEN_IMAGES_KEY: self.train_images, SCREEN_EPOCHS_KEY: self.epochs}
+
+
+class ScreeningSearcher(Searcher):
+    """Proposes screening trials from `screen` until `screen_until` (`time.time()`), then the `promoted` best of them,
+    then whatever `full` proposes; every result goes to the searcher whose trial it is."""
+
+    def __init__(
+        self, screen: StoredStudySearcher, full: StoredStudySearcher, fidelity: Fidelity, *, screen_until: float | None,
+        promoted: int,
+    ) -> None:
+        super().__init__(metric=full.metric, mode=full.mode)
+        self._screen, self._full, self._fidelity = screen, full, fidelity
+        self._screen_until = screen_until
+        """Not pickled: a resumed search has a budget of its own, and promotes at once if it was still screening."""
+        self._promoted = promoted
+        self._screening = True
+
+    @property
+    def screening(self) -> bool:
+        """True until the screening stage has promoted its best."""
+        return self._screening
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
+        """The space, metric and mode are this searcher's own; Tune's `param_space` only adds fixed values."""
+        return False
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        if self._screening and self._screen_until is not None and time.time() < self._screen_until:
+            suggestion = self._screen.suggest(trial_id)
+            if isinstance(suggestion, dict):
+                return {**suggestion, **self._fidelity.config()}
+        if self._screening:
+            self._promote()
+        return self._full.suggest(trial_id)
+
+    def _promote(self) -> None:
+        """Queue the screening study's best finished configurations first in the full study, best first."""
+        screened = self._screen.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        screened.sort(key=lambda trial: float(trial.value or 0.0), reverse=self.mode == "max")
+        for trial in screened[:self._promoted]:
+            self._full.study.enqueue_trial(trial.params)
+        self._screening = False
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        self._screen.on_trial_result(trial_id, result)
+        self._full.on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        self._screen.on_trial_complete(trial_id, result, error)
+        self._full.on_trial_complete(trial_id, result, error)
+
+    def save(self, checkpoint_path: str) -> None:
+        """Both studies' trial maps and the stage, once the databases hold every write."""
+        state = {"screening": self._screening, "screen": self._screen.saved_state(), "full": self._full.saved_state()}
+        Path(checkpoint_path).write_text(json.dumps(state))
+
+    def restore(self, checkpoint_path: str) -> None:
+        state = json.loads(Path(checkpoint_path).read_text())
+        self._screening = bool(state["screening"])
+        self._screen.restore_state(state["screen"])
+        self._full.restore_state(state["full"])
+
+    def flush(self) -> None:
+        """Wait until both databases hold every write made so far."""
+        self._screen.flush()
+        self._full.flush()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_screen_until": None}
