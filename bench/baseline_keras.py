@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import time
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -23,14 +22,13 @@ import keras
 
 from fmnist.data import load, stratified_split
 from fmnist.evaluation import evaluate
+from fmnist.locations import DATA_DIR_HELP, resolve_data_dir
 from fmnist.model import ModelConfig, build, learning_rate_callbacks, one_hot
-
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "fashion-mnist"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("data_dir", nargs="?", default=str(DEFAULT_DATA))
+    parser.add_argument("data_dir", nargs="?", default=str(resolve_data_dir()), help=DATA_DIR_HELP)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--config", default="{}", help="ModelConfig fields as JSON (default: the original CNN)")
     parser.add_argument("--holdout", type=float, default=0.0,

@@ -32,12 +32,12 @@ from typing import Any
 import mlflow
 import results
 
+from fmnist.locations import DATA_DIR_HELP, resolve_data_dir
 from tuning.optimization.objective import TRIAL_NAME_PREFIXES
 from tuning.optimization.space import write_with_points
 from tuning.settings import SearchSettings
 
 BENCH = Path(__file__).resolve().parent
-DEFAULT_DATA = BENCH.parents[1] / "shared" / "data" / "fashion-mnist"
 SEARCHING_PEERS = ("kerastuner", "optuna", "random")
 CONTROLS = ("original", "first-point")
 """Plain Keras, no search: the original CNN and the space's first point, each trained for the whole budget."""
@@ -285,7 +285,7 @@ def main() -> None:
                         help=f"comma-separated, of {', '.join((*SEARCHERS, *CONTROLS))}")
     parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, of {', '.join(ARMS)}")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds; each searcher runs once a seed")
-    parser.add_argument("--data-dir", default=os.environ.get("FMNIST_DATA_DIR", str(DEFAULT_DATA)))
+    parser.add_argument("--data-dir", default=str(resolve_data_dir()), help=DATA_DIR_HELP)
     parser.add_argument("--plot", type=Path, default=Path("docs/compare_searchers.png"))
     parser.add_argument("--table", type=Path, help="print the docs' table of this results file and do nothing else")
     options = parser.parse_args()

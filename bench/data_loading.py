@@ -1,7 +1,7 @@
 """Cold (parse + validate + cache) and warm (from the .npz cache) load times of the full dataset.
 
 Usage: python bench/data_loading.py [DATA_DIR] [--repeats N]
-Measures each layout found in DATA_DIR (default: ../shared/data/fashion-mnist) in one run and prints
+Measures each layout found in DATA_DIR (default: $FMNIST_DATA_DIR or ./data) in one run and prints
 the figures and the cold/warm ratio.
 """
 
@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from fmnist import data
+from fmnist.locations import DATA_DIR_HELP, resolve_data_dir
 
 LAYOUTS = {"kaggle-csv.gz": ("fashion-mnist_train.csv", "fashion-mnist_test.csv"),
            "idx.gz": tuple(data.IDX_FILES.values())}
@@ -28,7 +29,7 @@ def _timed_load(directory: Path, cache: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("data_dir", nargs="?", default=str(Path(__file__).resolve().parents[2] / "shared/data/fashion-mnist"))
+    parser.add_argument("data_dir", nargs="?", default=str(resolve_data_dir()), help=DATA_DIR_HELP)
     parser.add_argument("--repeats", type=int, default=5)
     options = parser.parse_args()
     source = Path(options.data_dir)

@@ -3,9 +3,10 @@
 Usage: python bench/training_throughput.py [--images 10800] [--epochs 2] [--threads N] [--only fp32] [DATA_DIR]
 
 In one run, on the same real images: the machine's measured matmul rate (fp32 and bf16, the roof),
-then one Keras `fit` per variant (fp32 or mixed bf16, XLA or not, numpy or tf.data input, batch size),
-each after a warm-up epoch that pays for tracing. Prints images/s, the ratio to the plain fp32 fit,
-the model's training FLOP per image and the share of the measured roof each variant reaches.
+then one Keras `fit` per variant (the original or the full-resolution layout, fp32 or mixed bf16, XLA or not, numpy
+or tf.data input, batch size), each after a warm-up epoch that pays for tracing. Prints images/s, the ratio to the
+plain fp32 fit of the original layout, each layout's training FLOP per image and the share of the measured roof each
+variant reaches. Writes docs/results/training_throughput.json.
 """
 
 from __future__ import annotations
@@ -14,18 +15,18 @@ import argparse
 import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 import numpy as np
+import results
 import tensorflow as tf
 
+from fmnist.config import LAYOUTS
 from fmnist.data import load, stratified_subset
+from fmnist.locations import DATA_DIR_HELP, resolve_data_dir
 from fmnist.model import ModelConfig, build, one_hot
-
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "fashion-mnist"
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class Variant:
     jit_compile: bool = False
     tf_data: bool = False
     batch_size: int = 128
+    layout: str = "original"
 
 
 VARIANTS = (
@@ -46,6 +48,8 @@ VARIANTS = (
     Variant("bf16, XLA, tf.data", mixed_precision=True, jit_compile=True, tf_data=True),
     Variant("bf16, XLA, batch 256", mixed_precision=True, jit_compile=True, batch_size=256),
     Variant("fp32, XLA, batch 256", jit_compile=True, batch_size=256),
+    Variant("full-res fp32, numpy", layout="full_resolution"),
+    Variant("full-res bf16, numpy", mixed_precision=True, layout="full_resolution"),
 )
 
 
@@ -82,7 +86,7 @@ def training_flop_per_image(model: keras.Model) -> float:
 def images_per_second(variant: Variant, images: np.ndarray, targets: np.ndarray, epochs: int) -> tuple[float, float]:
     """Throughput of `fit` after a warm-up epoch, and the training accuracy it reached."""
     keras.utils.set_random_seed(0)
-    model = build(ModelConfig(mixed_precision=variant.mixed_precision, batch_size=variant.batch_size))
+    model = build(ModelConfig(mixed_precision=variant.mixed_precision, batch_size=variant.batch_size, layout=variant.layout))
     model.jit_compile = variant.jit_compile
     if variant.tf_data:
         dataset = tf.data.Dataset.from_tensor_slices((images, targets)).batch(variant.batch_size).prefetch(2)
@@ -98,7 +102,7 @@ def images_per_second(variant: Variant, images: np.ndarray, targets: np.ndarray,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("data_dir", nargs="?", default=str(DEFAULT_DATA))
+    parser.add_argument("data_dir", nargs="?", default=str(resolve_data_dir()), help=DATA_DIR_HELP)
     parser.add_argument("--images", type=int, default=10_800, help="training images per epoch (a trial's share)")
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs per variant, after one warm-up epoch")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="TensorFlow intra-op threads")
@@ -110,19 +114,24 @@ def main() -> None:
     train = stratified_subset(load(options.data_dir, download=False).train, options.images, seed=0)
     images, targets = train.images, one_hot(train.labels)
     roof_fp32, roof_bf16 = matmul_rate(tf.float32), matmul_rate(tf.bfloat16)
-    flop = training_flop_per_image(build(ModelConfig()))
+    flop = {layout: training_flop_per_image(build(ModelConfig(layout=layout))) for layout in LAYOUTS}
     print(f"{len(images)} images, {options.epochs} timed epochs, {options.threads} threads")
-    print(f"roof: matmul {roof_fp32:.0f} GFLOP/s fp32, {roof_bf16:.0f} GFLOP/s bf16; "
-          f"original CNN: {flop / 1e6:.1f} MFLOP of training per image, "
-          f"so at most {roof_fp32 * 1e9 / flop:,.0f} images/s fp32, {roof_bf16 * 1e9 / flop:,.0f} bf16")
+    print(f"roof: matmul {roof_fp32:.0f} GFLOP/s fp32, {roof_bf16:.0f} GFLOP/s bf16; training MFLOP per image: "
+          + ", ".join(f"{layout} {value / 1e6:.1f}" for layout, value in flop.items()))
     print(f"{'variant':<24} {'images/s':>9} {'x today':>8} {'% roof':>7} {'train acc':>9}")
-    reference = None
+    reference, rows = None, []
     for variant in (variant for variant in VARIANTS if options.only in variant.name):
         rate, accuracy = images_per_second(variant, images, targets, options.epochs)
         reference = reference or rate
         roof = roof_bf16 if variant.mixed_precision else roof_fp32
-        print(f"{variant.name:<24} {rate:>9,.0f} {rate / reference:>8.2f} {100 * rate * flop / (roof * 1e9):>6.1f}% "
-              f"{accuracy:>9.3f}", flush=True)
+        share = rate * flop[variant.layout] / (roof * 1e9)
+        rows.append({"variant": variant.name, "layout": variant.layout, "images_per_s": rate, "ratio": rate / reference,
+                     "share_of_roof": share, "train_accuracy": accuracy})
+        print(f"{variant.name:<24} {rate:>9,.0f} {rate / reference:>8.2f} {100 * share:>6.1f}% {accuracy:>9.3f}", flush=True)
+    figures = {"images": len(images), "epochs": options.epochs, "threads": options.threads,
+               "roof_gflops": {"fp32": roof_fp32, "bf16": roof_bf16}, "training_mflop_per_image": {
+                   layout: value / 1e6 for layout, value in flop.items()}, "variants": rows}
+    print(f"results: {results.write('training_throughput', figures, [])}")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,10 @@ Optimizer = Literal["adam", "adamw", "sgd", "rmsprop"]
 OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "sgd", "rmsprop")
 LearningRateSchedule = Literal["constant", "cosine"]
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
+Layout = Literal["original", "full_resolution"]
+LAYOUTS: tuple[str, ...] = ("original", "full_resolution")
+"""`original`: the notebook's three valid-padded convolutions; `full_resolution`: two same-padded convolutions a
+block, so the first block sees all 28x28 pixels (`fmnist.model`)."""
 AUTO = "auto"
 SETTINGS_WITH_AUTO = frozenset({"mixed_precision"})
 """Settings that also take `auto`: decided by the machine a trial runs on, not searched."""
@@ -19,6 +23,7 @@ SETTINGS_WITH_AUTO = frozenset({"mixed_precision"})
 class ModelConfig:
     """Everything that shapes and trains the CNN; defaults reproduce the original notebook."""
 
+    layout: Layout = "original"
     filters_1: int = 32
     filters_2: int = 64
     filters_3: int = 128
@@ -57,6 +62,8 @@ class ModelConfig:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
         if float(self.weight_decay) < 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if self.mixed_precision not in (True, False, AUTO):

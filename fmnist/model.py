@@ -35,17 +35,7 @@ def build(config: ModelConfig = ModelConfig()) -> keras.Model:
     if config.augment:
         x = keras.layers.RandomFlip("horizontal")(x)
         x = keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant")(x)
-    x = keras.layers.Conv2D(int(config.filters_1), 3, activation="relu", kernel_initializer="he_normal", dtype=dtype)(x)
-    x = keras.layers.BatchNormalization(dtype=dtype)(x)
-    x = keras.layers.MaxPooling2D(2, dtype=dtype)(x)
-    x = keras.layers.Dropout(float(config.dropout_1), dtype=dtype)(x)
-    x = keras.layers.BatchNormalization(dtype=dtype)(x)
-    x = keras.layers.Conv2D(int(config.filters_2), 3, activation="relu", dtype=dtype)(x)
-    x = keras.layers.MaxPooling2D(2, dtype=dtype)(x)
-    x = keras.layers.Dropout(float(config.dropout_2), dtype=dtype)(x)
-    x = keras.layers.BatchNormalization(dtype=dtype)(x)
-    x = keras.layers.Conv2D(int(config.filters_3), 3, activation="relu", dtype=dtype)(x)
-    x = keras.layers.Dropout(float(config.dropout_3), dtype=dtype)(x)
+    x = (_full_resolution_features if config.layout == "full_resolution" else _original_features)(x, config, dtype)
     x = keras.layers.Flatten(dtype=dtype)(x)
     x = keras.layers.BatchNormalization(dtype=dtype)(x)
     x = keras.layers.Dense(int(config.dense_units), activation="relu", dtype=dtype)(x)
@@ -58,6 +48,36 @@ def build(config: ModelConfig = ModelConfig()) -> keras.Model:
         metrics=["accuracy"],
     )
     return model
+
+
+def _original_features(x: keras.KerasTensor, config: ModelConfig, dtype: str | None) -> keras.KerasTensor:
+    """The notebook's layout: three valid-padded 3x3 convolutions (28 -> 26 -> 13 -> 11 -> 5 -> 3 pixels a side)."""
+    x = keras.layers.Conv2D(int(config.filters_1), 3, activation="relu", kernel_initializer="he_normal", dtype=dtype)(x)
+    x = keras.layers.BatchNormalization(dtype=dtype)(x)
+    x = keras.layers.MaxPooling2D(2, dtype=dtype)(x)
+    x = keras.layers.Dropout(float(config.dropout_1), dtype=dtype)(x)
+    x = keras.layers.BatchNormalization(dtype=dtype)(x)
+    x = keras.layers.Conv2D(int(config.filters_2), 3, activation="relu", dtype=dtype)(x)
+    x = keras.layers.MaxPooling2D(2, dtype=dtype)(x)
+    x = keras.layers.Dropout(float(config.dropout_2), dtype=dtype)(x)
+    x = keras.layers.BatchNormalization(dtype=dtype)(x)
+    x = keras.layers.Conv2D(int(config.filters_3), 3, activation="relu", dtype=dtype)(x)
+    return keras.layers.Dropout(float(config.dropout_3), dtype=dtype)(x)
+
+
+def _full_resolution_features(x: keras.KerasTensor, config: ModelConfig, dtype: str | None) -> keras.KerasTensor:
+    """Three blocks of two same-padded 3x3 convolutions, each with batch normalisation, then 2x2 pooling and dropout
+    (28 -> 14 -> 7 -> 3 pixels a side): the first block works on every pixel."""
+    blocks = ((config.filters_1, config.dropout_1), (config.filters_2, config.dropout_2), (config.filters_3, config.dropout_3))
+    for filters, dropout in blocks:
+        for _ in range(2):
+            x = keras.layers.Conv2D(int(filters), 3, padding="same", use_bias=False, kernel_initializer="he_normal",
+                                    dtype=dtype)(x)
+            x = keras.layers.BatchNormalization(dtype=dtype)(x)
+            x = keras.layers.Activation("relu", dtype=dtype)(x)
+        x = keras.layers.MaxPooling2D(2, dtype=dtype)(x)
+        x = keras.layers.Dropout(float(dropout), dtype=dtype)(x)
+    return x
 
 
 def uses_bfloat16(config: ModelConfig) -> bool:

@@ -51,6 +51,15 @@ def test_default_config_is_the_original_layout() -> None:
     assert model.input_shape == (None, 28, 28) and model.output_shape == (None, 10)
 
 
+def test_the_full_resolution_layout_convolves_every_pixel_twice_a_block() -> None:
+    model = build(ModelConfig(layout="full_resolution"))
+    convolutions = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [(layer.filters, layer.output.shape[1]) for layer in convolutions] == [
+        (32, 28), (32, 28), (64, 14), (64, 14), (128, 7), (128, 7)], "same padding: a block keeps its side"
+    assert next(layer for layer in model.layers if isinstance(layer, keras.layers.Flatten)).output.shape[1] == 3 * 3 * 128
+    assert model.input_shape == (None, 28, 28) and model.output_shape == (None, 10)
+
+
 def test_config_changes_the_network() -> None:
     config = ModelConfig(filters_1=16, filters_2=48, filters_3=96, dense_units=64, dropout_3=0.1,
                          optimizer="sgd", learning_rate=0.05, label_smoothing=0.1, augment=True)
@@ -72,6 +81,7 @@ def test_config_changes_the_network() -> None:
         ({"learning_rate": 0.0}, "learning_rate must be positive"),
         ({"optimizer": "adagrad"}, "optimizer must be one of adam, adamw, sgd, rmsprop"),
         ({"weight_decay": -1.0}, "weight_decay must be >= 0"),
+        ({"layout": "wide"}, "layout must be one of original, full_resolution"),
     ],
 )
 def test_bad_config_is_refused(settings: dict, message: str) -> None:

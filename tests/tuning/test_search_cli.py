@@ -20,7 +20,8 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from tests.tuning.conftest import run_module, search_environment
-from tuning.optimization.stored_study import TUNE_TRIAL_ID_ATTR, WARM_START_SOURCE_ATTR
+from tuning.optimization.space import load_space
+from tuning.optimization.stored_study import TUNE_TRIAL_ID_ATTR, WARM_START_SOURCE_ATTR, screen_study_name
 from tuning.runtime.cluster import local_head
 from tuning.settings import SearchSettings, flag
 from tuning.testing.services import MlflowServer, free_port, private_postgres, running_mlflow_server
@@ -136,6 +137,27 @@ def test_resume_continues_an_interrupted_search(mlflow_server: MlflowServer, sha
         run.data.tags["trial_id"] for run in trial_runs
     ), "the resumed search asked its study for other trials"
     assert all(trial.state.is_finished() and trial.state != TrialState.FAIL for trial in study.trials)
+
+
+@pytest.mark.slow
+def test_a_time_budget_screens_on_a_share_of_the_images_then_trains_the_best_on_all(tmp_path: Path, shared_data_dir: Path) -> None:
+    finished = run_module("tuning.search", ["--data-dir", str(shared_data_dir), "--train-size", "1500", "--time-budget-s", "75",
+                                            "--screen-share", "0.5", "--name", "screened"], cwd=tmp_path)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    screen = optuna.load_study(study_name=screen_study_name("screened"), storage=storage)
+    full = optuna.load_study(study_name="screened", storage=storage)
+    assert len(screen.trials) >= 3 and screen.trials[0].params == load_space().first_trials()[0]
+    assert all(trial.state == TrialState.COMPLETE and trial.last_step == 2 for trial in screen.trials)
+    best_screened = max(screen.trials, key=lambda trial: trial.value)
+    assert full.trials and full.trials[0].params == best_screened.params, "the best screened trains on all the images"
+    assert full.trials[0].last_step > 2
+    with sqlite3.connect(tmp_path / "mlflow.db") as database:
+        runs = dict(database.execute("SELECT runs.name, params.value FROM runs LEFT JOIN params ON params.run_uuid = "
+                                     "runs.run_uuid AND params.key = 'screen_train_images' WHERE runs.name != 'screened'"))
+    assert runs == {**{f"screen-{trial.number}": "500" for trial in screen.trials},
+                    **{f"trial-{trial.number}": None for trial in full.trials}}, "a run a trial, each named after its study"
+    assert sorted(path.name for path in (tmp_path / "results" / "screened").glob("*-*") if path.is_dir()) == sorted(runs)
 
 
 @pytest.mark.slow
