@@ -9,7 +9,7 @@ MedianPruner, random search without early stopping (bench/peer_searchers.py) and
   cold        nobody gets first points: fmnist-tune's space with `points_to_evaluate: []`, the peers as they come
   same-start  everybody gets the space's points to evaluate first (fmnist-tune's default)
 and, once a seed, the plain-Keras controls: the original CNN and the space's first point, each trained for the
-whole budget. Every searcher runs once a seed of --seeds.
+whole budget, its epochs (and cosine schedule) fitted to it as a search's trial fits them. Every searcher runs once a seed of --seeds.
 Reads every run's best validation accuracy so far over wall time, counted from its launch, and prints it at 5, 10,
 20, 30, 40, 50 and 60 minutes (those within the budget) and at the budget's end, the times to reach --targets, the
 number of trials and the test accuracy of its best model (a peer's best epoch, the search's registered champion),
@@ -251,7 +251,8 @@ def write_results(curves: dict[Run, Curve], options: argparse.Namespace) -> Path
          ours[arm] is not None and row["mean_test_accuracy"] is not None and ours[arm] > row["mean_test_accuracy"])
         for arm in ours for row in means if row["searcher"] != "fmnist-tune" and row["arm"] in (arm, CONTROL_ARM)
     ]
-    figures = {"budget_minutes": options.budget_s / 60, "max_epochs": options.max_epochs, "runs": runs, "means": means}
+    figures = {"budget_minutes": options.budget_s / 60, "max_epochs": options.max_epochs,
+               "control_epochs": "fitted to the budget", "runs": runs, "means": means}
     return results.write(f"search_quality_{options.budget_s / 60:g}min", figures, checks)
 
 

@@ -43,13 +43,14 @@ from fmnist.data import Split, load
 from fmnist.evaluation import evaluate
 from fmnist.model import build, learning_rate_callbacks, one_hot
 from tuning.driver import training_splits
+from tuning.optimization.epoch_plan import replan
 from tuning.optimization.space import SearchSpace, load_space
 from tuning.settings import SearchSettings
 
 EPOCHS_FILE = "epochs.jsonl"
 BEST_MODEL_FILE = "best.keras"
-ORIGINAL_EPOCHS_CAP = 1_000
-"""The original CNN trains until the budget ends, whatever --max-epochs says."""
+CONTROL_EPOCHS_CAP = 1_000
+"""A control trains until the budget ends, whatever --max-epochs says."""
 HYPERBAND_ITERATIONS = 100
 """Hyperband's brackets, repeated: enough that KerasTuner still searches when the budget ends."""
 
@@ -88,20 +89,26 @@ def model_config(space: SearchSpace, params: dict[str, Any]) -> ModelConfig:
 
 def train_epochs(
     config: ModelConfig, train: Split, validation: Split, max_epochs: int, log: EpochLog, trial: int,
-    after_epoch: Callable[[int, float], bool] = lambda epoch, accuracy: False,
+    after_epoch: Callable[[int, float], bool] = lambda epoch, accuracy: False, deadline: float | None = None,
 ) -> float:
-    """Train one trial up to `max_epochs`; `after_epoch` returns True to stop it early. Returns its best accuracy."""
+    """Train one trial up to `max_epochs`; `after_epoch` returns True to stop it early. With a `deadline`, the plan
+    (and a cosine schedule with it) shrinks after each epoch to what fits before it, as a search's trial plans
+    (`tuning.optimization.epoch_plan`). Returns its best accuracy."""
     model = build(config)
     targets, best = one_hot(train.labels), -math.inf
-    for epoch in range(1, max_epochs + 1):
+    planned, epoch, started = max_epochs, 0, time.perf_counter()
+    while epoch < planned:
         log.check()
+        epoch += 1
         model.fit(train.images, targets, batch_size=config.batch_size, initial_epoch=epoch - 1, epochs=epoch, verbose=0,
-                  callbacks=learning_rate_callbacks(config, max_epochs))
+                  callbacks=learning_rate_callbacks(config, planned))
         accuracy = evaluate(model, validation).metrics.accuracy
         log.record(trial, epoch, accuracy, model)
         best = max(best, accuracy)
         if after_epoch(epoch, accuracy):
             break
+        if deadline is not None:
+            planned = replan(planned, epoch, (time.perf_counter() - started) / epoch, deadline - time.time())
     return best
 
 
@@ -146,10 +153,10 @@ def start_points(space: SearchSpace, options: argparse.Namespace) -> list[dict[s
 
 
 def train_control(space: SearchSpace, train: Split, validation: Split, options: argparse.Namespace, log: EpochLog) -> None:
-    """One plain Keras training until the budget ends, of the original CNN or of the space's first point: what every
-    search must beat."""
+    """One plain Keras training of the original CNN or of the space's first point, its epochs (and a cosine schedule)
+    fitted to the whole budget: what every search must beat."""
     params = space.baseline() if options.peer == "original" else space.first_trials()[0]
-    train_epochs(model_config(space, params), train, validation, ORIGINAL_EPOCHS_CAP, log, trial=0)
+    train_epochs(model_config(space, params), train, validation, CONTROL_EPOCHS_CAP, log, trial=0, deadline=log.deadline)
 
 
 def kerastuner_search(space: SearchSpace, train: Split, validation: Split, options: argparse.Namespace, log: EpochLog) -> None:
