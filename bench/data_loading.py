@@ -2,7 +2,7 @@
 
 Usage: python bench/data_loading.py [DATA_DIR] [--repeats N]
 Measures each layout found in DATA_DIR (default: $FMNIST_DATA_DIR or ./data) in one run and prints
-the figures and the cold/warm ratio.
+the figures and the cold/warm ratio. Writes docs/results/data_loading.json; the goal is a warm load <= 0.3 s.
 """
 
 from __future__ import annotations
@@ -14,9 +14,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import results
+
 from fmnist import data
 from fmnist.locations import DATA_DIR_HELP, resolve_data_dir
 
+WARM_GOAL_S = 0.3
 LAYOUTS = {"kaggle-csv.gz": ("fashion-mnist_train.csv", "fashion-mnist_test.csv"),
            "idx.gz": tuple(data.IDX_FILES.values())}
 
@@ -33,6 +36,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     options = parser.parse_args()
     source = Path(options.data_dir)
+    rows = []
     for layout, names in LAYOUTS.items():
         with tempfile.TemporaryDirectory() as scratch:
             directory, cache = Path(scratch) / "data", Path(scratch) / "cache"
@@ -44,6 +48,10 @@ def main() -> None:
             median_warm = statistics.median(warm)
             print(f"{layout:14s} cold {cold:6.3f} s   warm median {median_warm:6.3f} s "
                   f"(min {min(warm):.3f}, max {max(warm):.3f}, n={len(warm)})   cold/warm {cold / median_warm:5.0f}x")
+            rows.append({"layout": layout, "cold_s": cold, "warm_median_s": median_warm, "warm_min_s": min(warm),
+                         "warm_max_s": max(warm), "repeats": len(warm)})
+    checks = [(f"{row['layout']}: warm load <= {WARM_GOAL_S} s", row["warm_median_s"] <= WARM_GOAL_S) for row in rows]
+    print(f"results: {results.write('data_loading', {'layouts': rows}, checks)}")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 Usage (one process, alone on the machine):
     python bench/fidelity.py [--configs 12] [--subset 0.333] [--low-epochs 3] [--high-epochs 3] [--seed 0]
+    python bench/fidelity.py --table docs/results/fidelity.json    # the docs' table of a results file
 
 Draws --configs configurations of the default space: its points to evaluate first, then Optuna's RandomSampler.
 Trains each twice with plain Keras on the search's own split (the same held-out validation images): the cheap
@@ -16,8 +17,10 @@ configurations among those it promotes.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -25,10 +28,7 @@ import results
 from scipy import stats
 
 from fmnist.config import ModelConfig
-from fmnist.data import Split, load, stratified_subset
-from fmnist.evaluation import evaluate
-from fmnist.model import build, learning_rate_callbacks, one_hot
-from tuning.driver import training_splits
+from fmnist.data import Split, held_out_split, load, stratified_subset
 from tuning.optimization.space import SearchSpace, load_space
 from tuning.settings import SearchSettings
 
@@ -50,11 +50,28 @@ def configurations(space: SearchSpace, count: int, seed: int) -> list[dict[str, 
 
 def trained_accuracy(config: ModelConfig, train: Split, validation: Split, epochs: int) -> tuple[float, float]:
     """Validation accuracy after a complete `epochs`-epoch schedule on `train`, and the seconds it took."""
+    from fmnist.evaluation import evaluate  # Keras: only where a model trains, so the docs' table reads without it
+    from fmnist.model import build, learning_rate_callbacks, one_hot
+
     started = time.perf_counter()
     model = build(config)
     model.fit(train.images, one_hot(train.labels), batch_size=config.batch_size, epochs=epochs, verbose=0,
               callbacks=learning_rate_callbacks(config, epochs))
     return evaluate(model, validation).metrics.accuracy, time.perf_counter() - started
+
+
+def markdown_table(record: dict[str, Any]) -> str:
+    """The docs' table of a fidelity results file: each configuration's accuracy at both fidelities, then the rank
+    correlations. docs/benchmarks.md holds it as printed (`--table FILE`), and a fast test holds the two together."""
+    figures = record["figures"]
+    lines = [(f"| config | {figures['subset_images']:,} images, {figures['low_epochs']} epochs | seconds | "
+             f"{figures['training_images']:,} images, {figures['high_epochs']} epochs | seconds |"), "|---|---|---|---|---|"]
+    lines += [f"| {index} | {row['low_accuracy']:.2%} | {row['low_s']:.0f} | {row['full_accuracy']:.2%} | {row['full_s']:.0f} |"
+              for index, row in enumerate(figures["rows"])]
+    lines += ["", (f"Spearman's rho {figures['spearman']:.2f}, Kendall's tau {figures['kendall']:.2f}; the full fidelity's best "
+              f"{'is' if figures['best_full_in_cheap_top3'] else 'is not'} among the cheap fidelity's best {TOP}; the cheap "
+              f"fidelity costs {figures['cost_share']:.0%} of the full one's time.")]
+    return "\n".join(lines)
 
 
 def main() -> int:
@@ -66,7 +83,11 @@ def main() -> int:
     parser.add_argument("--train-size", type=int, default=None, help="the full fidelity's training images (default: all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=os.environ.get("FMNIST_DATA_DIR"))
+    parser.add_argument("--table", type=Path, help="print the docs' table of this results file and do nothing else")
     options = parser.parse_args()
+    if options.table:
+        print(markdown_table(json.loads(options.table.read_text())))
+        return 0
     if options.configs < 4:
         parser.error(f"--configs must be at least 4, got {options.configs}")
     if not 0 < options.subset <= 1:
@@ -75,7 +96,9 @@ def main() -> int:
         parser.error("--low-epochs and --high-epochs must be at least 1")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     settings = SearchSettings(name="fidelity", seed=options.seed, train_size=options.train_size)
-    train, validation = training_splits(load(options.data_dir).train, settings)
+    # the search's own split (tuning.driver.training_splits)
+    train, validation = held_out_split(load(options.data_dir).train, settings.validation_fraction, settings.train_size,
+                                       seed=settings.seed)
     subset = stratified_subset(train, round(len(train) * options.subset), seed=options.seed)
     space = load_space(settings.config)
     rows = []

@@ -7,8 +7,8 @@ checkout again, joining a local Ray that the benchmark starts once (`ray start -
 stopping its own. For each run it prints the wall time, the trial's epoch (Tune's `time_this_iter_s`: the trial's
 imports, model build and the epoch), the fixed cost (the wall time minus that epoch; target <= 10 s) and the time
 outside training (the wall time minus the epoch's fit, validation and checkpoint, so the trial's imports and model
-build count as fixed cost too); then the medians of both and their differences. Alternating the two sides spreads
-this shared host's slow spells over both.
+build count as fixed cost too); then the medians of both and their differences, written to
+docs/results/fixed_cost.json. Alternating the two sides spreads this shared host's slow spells over both.
 
 Examples:
     python bench/fixed_cost.py --against 04afdce --pairs 3
@@ -30,6 +30,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import results
+
+from tuning.optimization.objective import TRIAL_NAME_PREFIX
 from tuning.optimization.space import write_with_points
 from tuning.runtime.cluster import ClusterError, local_head
 
@@ -65,7 +68,7 @@ def one_search(code: Path, space: Path) -> SearchTimes:
         subprocess.run([sys.executable, "-m", "tuning.search", *SEARCH, "--config", str(space)], cwd=folder, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(code)})
         wall = time.perf_counter() - started
-        (result_file,) = Path(folder, "results", "fixed").glob("trial-*/result.json")
+        (result_file,) = Path(folder, "results", "fixed").glob(f"{TRIAL_NAME_PREFIX}*/result.json")
         result = json.loads(result_file.read_text().splitlines()[0])
         training = result["time_fit_s"] + result["time_validation_s"] + result["time_checkpoint_s"]
         return SearchTimes(wall, result["time_this_iter_s"], training)
@@ -111,10 +114,17 @@ def main() -> int:
     figures: dict[str, Callable[[SearchTimes], float]] = {
         "fixed cost": lambda run: run.fixed_cost, "outside training": lambda run: run.outside_training,
     }
+    medians: dict[str, dict[str, float]] = {}
     for label, figure in figures.items():
         a, b = (statistics.median(figure(run) for run in times[side]) for side in (first, second))
+        medians[label] = {first: a, second: b}
         print(f"median {label}: {second} {b:.1f} s, {first} {a:.1f} s, difference {b - a:+.1f} s "
               f"(target <= {FIXED_COST_TARGET_S:.0f} s)")
+    runs = {side: [{"wall_s": run.wall, "epoch_s": run.epoch, "training_s": run.training} for run in side_times]
+            for side, side_times in times.items()}
+    checks = [(f"{side}: median fixed cost <= {FIXED_COST_TARGET_S:.0f} s", value <= FIXED_COST_TARGET_S)
+              for side, value in medians["fixed cost"].items()]
+    print(f"results: {results.write('fixed_cost', {'sides': [first, second], 'runs': runs, 'medians': medians}, checks)}")
     return 0
 
 
