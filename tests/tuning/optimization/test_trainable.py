@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import ray
 from ray import tune
@@ -17,22 +18,27 @@ MAX_EPOCHS = 500
 """Far more than fit before the deadline: the plan must come from the deadline, not from max_epochs."""
 
 
-@pytest.mark.slow
-def test_a_trial_plans_the_epochs_that_fit_before_the_deadline_and_ends_with_them(dataset, tmp_path: Path) -> None:
+def _one_trial(dataset, tmp_path: Path, param_space: dict, deadline: float | None = None) -> tuple[pd.DataFrame, int]:
+    """Run `train_cnn` once in Tune on 480 real training images (120 validate); its epochs' results and its validation
+    images."""
     train, validation = stratified_split(stratified_subset(dataset.train, 600), validation_fraction=0.2)
     ray.init(address="local", num_cpus=1, include_dashboard=False, configure_logging=False, log_to_driver=False)
     try:
-        deadline = time.time() + 45
         tuner = tune.Tuner(
             tune.with_parameters(train_cnn, train=train, validation=validation, max_epochs=MAX_EPOCHS, deadline=deadline),
-            param_space={"lr_schedule": "cosine", "batch_size": 64},
-            run_config=tune.RunConfig(storage_path=str(tmp_path), name="deadline", verbose=0),
+            param_space=param_space, run_config=tune.RunConfig(storage_path=str(tmp_path), name="trial", verbose=0),
         )
         result = tuner.fit()[0]
     finally:
         ray.shutdown()
     assert result.error is None
-    history = result.metrics_dataframe
+    return result.metrics_dataframe, len(validation)
+
+
+@pytest.mark.slow
+def test_a_trial_plans_the_epochs_that_fit_before_the_deadline_and_ends_with_them(dataset, tmp_path: Path) -> None:
+    deadline = time.time() + 45
+    history, _ = _one_trial(dataset, tmp_path, {"lr_schedule": "cosine", "batch_size": 64}, deadline)
     plans = history[PLANNED_EPOCHS_KEY].tolist()
     assert plans[0] <= MAX_EPOCHS and plans == sorted(plans, reverse=True), f"a plan only shrinks: {plans}"
     assert 2 <= len(history) == plans[-1] < MAX_EPOCHS, f"the trial ends with its plan: {len(history)} epochs, plans {plans}"
@@ -41,18 +47,6 @@ def test_a_trial_plans_the_epochs_that_fit_before_the_deadline_and_ends_with_the
 
 @pytest.mark.slow
 def test_a_screening_trial_trains_its_share_of_the_images_for_its_own_short_schedule(dataset, tmp_path: Path) -> None:
-    train, validation = stratified_split(stratified_subset(dataset.train, 600), validation_fraction=0.2)
-    ray.init(address="local", num_cpus=1, include_dashboard=False, configure_logging=False, log_to_driver=False)
-    try:
-        tuner = tune.Tuner(
-            tune.with_parameters(train_cnn, train=train, validation=validation, max_epochs=MAX_EPOCHS),
-            param_space={"batch_size": 64, SCREEN_IMAGES_KEY: 160, SCREEN_EPOCHS_KEY: 2},
-            run_config=tune.RunConfig(storage_path=str(tmp_path), name="screening", verbose=0),
-        )
-        result = tuner.fit()[0]
-    finally:
-        ray.shutdown()
-    assert result.error is None
-    history = result.metrics_dataframe
+    history, validation_images = _one_trial(dataset, tmp_path, {"batch_size": 64, SCREEN_IMAGES_KEY: 160, SCREEN_EPOCHS_KEY: 2})
     assert history["train_images"].tolist() == [160, 160], "a class-balanced 160 of the 480 training images, twice"
-    assert history[PLANNED_EPOCHS_KEY].tolist() == [2, 2] and len(validation) == 120
+    assert history[PLANNED_EPOCHS_KEY].tolist() == [2, 2] and validation_images == 120
