@@ -2,7 +2,7 @@
 
 Usage (one process, alone on the machine):
     python bench/fidelity.py [--configs 12] [--subset 0.333] [--low-epochs 3] [--high-epochs 3] [--seed 0]
-    python bench/fidelity.py --table docs/results/fidelity.json    # the docs' table of a results file
+    python bench/fidelity.py --table docs/results/fidelity_33pct_2ep.json    # the docs' table of a results file
 
 Draws --configs configurations of the default space: its points to evaluate first, then Optuna's RandomSampler.
 Trains each twice with plain Keras on the search's own split (the same held-out validation images): the cheap
@@ -10,7 +10,7 @@ fidelity on a class-balanced --subset of the training images for --low-epochs, t
 --high-epochs, each a complete schedule (a cosine config's rate reaches its end). Prints each configuration's
 validation accuracy at both fidelities and their seconds, then Spearman's and Kendall's rank correlations between
 the two rankings and whether the cheap fidelity's best three hold the full one's best. Writes
-docs/results/fidelity.json. Acceptance: Spearman's rho >= 0.7, the level at which a screen keeps the best
+docs/results/fidelity_<subset %>pct_<low epochs>ep.json. Acceptance: Spearman's rho >= 0.7, the level at which a screen keeps the best
 configurations among those it promotes.
 """
 
@@ -74,6 +74,18 @@ def markdown_table(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def full_fidelity_rows(path: Path | None, chosen: list[dict[str, Any]], training_images: int, high_epochs: int,
+                       parser: argparse.ArgumentParser) -> list[dict[str, Any]]:
+    """The rows of an earlier results file (`--full-from`) measured on these configurations, images and epochs."""
+    if path is None:
+        return []
+    figures = json.loads(path.read_text())["figures"]
+    earlier = [row["params"] for row in figures["rows"]]
+    if earlier != chosen or (figures["training_images"], figures["high_epochs"]) != (training_images, high_epochs):
+        parser.error(f"--full-from {path}: measured other configurations, training images or --high-epochs")
+    return figures["rows"]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--configs", type=int, default=12, help="configurations to rank (at least 4)")
@@ -83,6 +95,8 @@ def main() -> int:
     parser.add_argument("--train-size", type=int, default=None, help="the full fidelity's training images (default: all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=os.environ.get("FMNIST_DATA_DIR"))
+    parser.add_argument("--full-from", type=Path, help="take the full fidelity's accuracies and seconds from this "
+                        "results file of the same configurations, seed and full fidelity, and train only the cheap one")
     parser.add_argument("--table", type=Path, help="print the docs' table of this results file and do nothing else")
     options = parser.parse_args()
     if options.table:
@@ -102,11 +116,16 @@ def main() -> int:
     subset = stratified_subset(train, round(len(train) * options.subset), seed=options.seed)
     space = load_space(settings.config)
     rows = []
+    chosen = configurations(space, options.configs, options.seed)
+    measured_full = full_fidelity_rows(options.full_from, chosen, len(train), options.high_epochs, parser)
     print(f"{'config':>6} {'low acc':>8} {'low s':>7} {'full acc':>8} {'full s':>7}", flush=True)
-    for index, params in enumerate(configurations(space, options.configs, options.seed)):
+    for index, params in enumerate(chosen):
         config = ModelConfig.from_dict({**space.fixed, **params})
         low, low_s = trained_accuracy(config, subset, validation, options.low_epochs)
-        high, high_s = trained_accuracy(config, train, validation, options.high_epochs)
+        if measured_full:
+            high, high_s = measured_full[index]["full_accuracy"], measured_full[index]["full_s"]
+        else:
+            high, high_s = trained_accuracy(config, train, validation, options.high_epochs)
         rows.append({"params": params, "low_accuracy": low, "low_s": low_s, "full_accuracy": high, "full_s": high_s})
         print(f"{index:>6} {low:>8.2%} {low_s:>7.1f} {high:>8.2%} {high_s:>7.1f}", flush=True)
     lows, highs = [row["low_accuracy"] for row in rows], [row["full_accuracy"] for row in rows]
@@ -124,7 +143,8 @@ def main() -> int:
                "cost_share": cost, "rows": rows}
     checks = [(f"Spearman's rho >= {SPEARMAN_TARGET}", spearman >= SPEARMAN_TARGET),
               (f"the full fidelity's best is among the cheap fidelity's best {TOP}", best_full in cheap_top)]
-    print(f"results: {results.write('fidelity', figures, checks)}")
+    name = f"fidelity_{round(options.subset * 100)}pct_{options.low_epochs}ep"
+    print(f"results: {results.write(name, figures, checks)}")
     return 0 if all(held for _, held in checks) else 1
 
 

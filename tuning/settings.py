@@ -68,7 +68,7 @@ class SearchSettings:
     screen_share: float = 0.4
     """The share of a time budget spent screening configurations at a cheap fidelity before the best train on all the
     images (`tuning.optimization.screening`); 0: none. A search without a time budget does not screen."""
-    screen_fraction: float = 1 / 3
+    screen_fraction: float = 0.5
     """A screening trial's share of the training images."""
     screen_epochs: int = 2
     """A screening trial's epochs: a complete schedule."""

@@ -155,7 +155,8 @@ def test_a_time_budget_screens_on_a_share_of_the_images_then_trains_the_best_on_
     with sqlite3.connect(tmp_path / "mlflow.db") as database:
         runs = dict(database.execute("SELECT runs.name, params.value FROM runs LEFT JOIN params ON params.run_uuid = "
                                      "runs.run_uuid AND params.key = 'screen_train_images' WHERE runs.name != 'screened'"))
-    assert runs == {**{f"screen-{trial.number}": "500" for trial in screen.trials},
+    screen_images = str(round(1500 * SearchSettings.screen_fraction))
+    assert runs == {**{f"screen-{trial.number}": screen_images for trial in screen.trials},
                     **{f"trial-{trial.number}": None for trial in full.trials}}, "a run a trial, each named after its study"
     assert sorted(path.name for path in (tmp_path / "results" / "screened").glob("*-*") if path.is_dir()) == sorted(runs)
 
