@@ -29,7 +29,7 @@ from tuning.optimization.objective import (
 
 WIDTH = 120
 TRIAL_COLUMN = 9
-"""Wide enough for a screening trial's `screen-<number>`."""
+"""Wide enough for a screening trial's `screen-<number>`; left-aligned, so a table's header starts its line."""
 ROWS = 12
 REPORT_EVERY_S = 30.0
 ACTIVE = (Trial.RUNNING, Trial.PENDING, Trial.PAUSED)
@@ -75,7 +75,7 @@ class CompactProgressReporter(ProgressReporter):
         header = (f"== {_duration(elapsed)}, {self._time_left(trials, elapsed)} | {len(trials)} trials: "
                   + ", ".join(f"{count} {status.lower()}" for status, count in counts.items())
                   + (f" | best {self._metric} {best[1]:.4f} (trial {trial_number(best[0].config)})" if best else ""))
-        columns = f"{'trial':>{TRIAL_COLUMN}} {'status':<10} {'epoch':>5} {self._metric[:12]:>12} {'best':>7} {'time':>7}  settings"
+        columns = f"{'trial':<{TRIAL_COLUMN}} {'status':<10} {'epoch':>5} {self._metric[:12]:>12} {'best':>7} {'time':>7}  settings"
         rows = [self._row(trial, varying) for trial in shown]
         left_out = [f"   ... {len(trials) - len(shown)} more trials"] if len(trials) > len(shown) else []
         return [line[: self._width] for line in (header, columns, *rows, *left_out)]
@@ -123,7 +123,7 @@ class CompactProgressReporter(ProgressReporter):
         epoch = result.get(STEP_KEY)
         epochs = f"{epoch}/{result.get(PLANNED_EPOCHS_KEY, self._max_epochs)}" if epoch is not None else None
         now, best = result.get(self._metric), self._trial_best(trial)
-        return (f"{trial_number(trial.config):>{TRIAL_COLUMN}} {trial.status.lower():<10} {_or_dash(epochs, '{}'):>5} {_or_dash(now, '{:.4f}'):>12} "
+        return (f"{trial_number(trial.config):<{TRIAL_COLUMN}} {trial.status.lower():<10} {_or_dash(epochs, '{}'):>5} {_or_dash(now, '{:.4f}'):>12} "
                 f"{_or_dash(best, '{:.4f}'):>7} {_duration(result.get('time_total_s')):>7}  {settings_text(trial.config, varying)}")
 
 

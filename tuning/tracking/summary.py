@@ -45,10 +45,10 @@ def summary_lines(results: tune.ResultGrid, metric: str, mode: Mode, model: Mode
     varying = varying_settings(configs)
     scores = list(dict.fromkeys((metric, *SHOWN_METRICS)))
     lines = [f"Top {len(frame)} of {len(results)} trials by {metric} (best epoch of each):",
-             f"{'trial':>{TRIAL_COLUMN}} {'epoch':>5} " + " ".join(f"{name[:12]:>12}" for name in scores) + "  settings"]
+             f"{'trial':<{TRIAL_COLUMN}} {'epoch':>5} " + " ".join(f"{name[:12]:>12}" for name in scores) + "  settings"]
     for (_, row), config in zip(frame.iterrows(), configs, strict=True):
         values = " ".join(f"{row[name]:>12.4f}" if name in row else f"{'-':>12}" for name in scores)
-        lines.append(f"{trial_number(config):>{TRIAL_COLUMN}} {int(row[STEP_KEY]):>5} {values}  {settings_text(config, varying)}"[:WIDTH])
+        lines.append(f"{trial_number(config):<{TRIAL_COLUMN}} {int(row[STEP_KEY]):>5} {values}  {settings_text(config, varying)}"[:WIDTH])
     lines.append("")
     if len(model.trials) > 1:
         lines.append(f"Champion: the average of trials {', '.join(model.trials)}, {metric} {model.validation_score:.4f}")
