@@ -72,7 +72,7 @@ class ScreeningSearcher(Searcher):
     def _promote(self) -> None:
         """Queue the screening study's best finished configurations first in the full study, best first."""
         screened = self._screen.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        screened.sort(key=lambda trial: float(trial.value or 0.0), reverse=self.mode == "max")
+        screened.sort(key=lambda trial: float(trial.value), reverse=self.mode == "max")  # COMPLETE: each has a value
         for trial in screened[:self._promoted]:
             self._full.study.enqueue_trial(trial.params)
         self._screening = False
