@@ -303,6 +303,7 @@ def main() -> None:
         parser.error(f"--seeds: {options.seeds!r} is not a comma-separated list of integers")
     if options.budget_s <= 0:
         parser.error("--budget-s: must be above 0")
+    options.data_dir = str(Path(options.data_dir).resolve())  # each run works in a scratch folder of its own
     curves: dict[Run, Curve] = {}
     for run in planned_runs(searchers, arms, seeds):
         with tempfile.TemporaryDirectory(prefix=f"compare-{run.searcher}-") as scratch:
