@@ -70,11 +70,12 @@ class ScreeningSearcher(Searcher):
         return self._full.suggest(trial_id)
 
     def _promote(self) -> None:
-        """Queue the screening study's best finished configurations first in the full study, best first."""
+        """Queue the screening study's best finished configurations first in the full study, best first, in its
+        database too: a search resumed after a crash asks them still, and one that promotes again adds none twice."""
         screened = self._screen.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         screened.sort(key=lambda trial: float(trial.value), reverse=self.mode == "max")  # COMPLETE: each has a value
         for trial in screened[:self._promoted]:
-            self._full.study.enqueue_trial(trial.params)
+            self._full.enqueue(trial.params)
         self._screening = False
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:

@@ -62,6 +62,8 @@ class StoredStudySearcher(Searcher):
         self._memory: optuna.storages.InMemoryStorage | None = None
         self._stored_count = 0
         """Trials the database held when the searcher opened it: a smaller number is a trial written before."""
+        self._queued: set[int] = set()
+        """Trials queued (`enqueue`) since the searcher opened the database, which holds them as it holds earlier ones."""
         self._stored_ids: dict[int, int] = {}
         """Optuna trial number -> the trial's id in the database, as it is first needed."""
         self._deadline = deadline
@@ -106,6 +108,18 @@ class StoredStudySearcher(Searcher):
             self._stored_id(number), stored_study.TUNE_TRIAL_ID_ATTR, trial_id))
         self._trial_numbers[trial_id] = number
         return {**self._in_memory(number).params, TRIAL_NUMBER_KEY: number}
+
+    def enqueue(self, params: dict[str, Any]) -> None:
+        """Queue `params` as a trial to ask before any proposal, in the database too, so that a search resumed after a
+        crash still asks it; nothing when the study already holds a trial with these settings."""
+        before = len(self.study.get_trials(deepcopy=False))
+        self.study.enqueue_trial(params, skip_if_exists=True)
+        trials = self.study.get_trials(deepcopy=False)
+        if len(trials) == before:
+            return
+        waiting = copy.deepcopy(trials[-1])
+        self._queued.add(waiting.number)
+        self._writer.put(lambda: self._store_new(waiting))
 
     def no_time_for_an_epoch(self) -> bool:
         """True when the deadline is nearer than the fastest epoch any trial has reported."""
@@ -160,7 +174,7 @@ class StoredStudySearcher(Searcher):
         """Write a trial just asked for, with its Tune trial id, to the database: a queued one (a point to evaluate)
         takes its settings and starts; a new one is added, and must get the number it has in memory."""
         storage, _ = self._open()
-        if trial.number < self._stored_count:
+        if trial.number < self._stored_count or trial.number in self._queued:
             stored_id = self._stored_id(trial.number)
             # RUNNING already: an earlier attempt of this write started it before the database went away
             started = (storage.set_trial_state_values(stored_id, TrialState.RUNNING)
@@ -169,15 +183,20 @@ class StoredStudySearcher(Searcher):
                 distribution = trial.distributions[name]
                 storage.set_trial_param(stored_id, name, distribution.to_internal_repr(value), distribution)
             storage.set_trial_user_attr(stored_id, stored_study.TUNE_TRIAL_ID_ATTR, trial.user_attrs[stored_study.TUNE_TRIAL_ID_ATTR])
-        elif trial.number not in self._stored_ids:  # not written yet (a retried write may have been)
-            stored_id = storage.create_new_trial(storage.get_study_id_from_name(self._study_name), template_trial=trial)
-            self._stored_ids[trial.number] = stored_id
-            started = storage.get_trial_number_from_id(stored_id) == trial.number
         else:
-            stored_id, started = self._stored_ids[trial.number], True
+            started = self._store_new(trial)
         if not started:
             raise stored_study.StudyError(f"study {self._study_name}: another process changed its trials while this "
                                           "search ran; a study takes one search at a time")
+
+    def _store_new(self, trial: optuna.trial.FrozenTrial) -> bool:
+        """Add `trial` to the database as it is in memory; False when it gets another number there."""
+        if trial.number in self._stored_ids:  # written already, by an earlier attempt of this write
+            return True
+        storage = self._open()[0]
+        stored_id = storage.create_new_trial(storage.get_study_id_from_name(self._study_name), template_trial=trial)
+        self._stored_ids[trial.number] = stored_id
+        return storage.get_trial_number_from_id(stored_id) == trial.number
 
     def _in_memory(self, number: int) -> optuna.trial.FrozenTrial:
         return self._memory_storage().get_trial(self._memory_id(number))
@@ -226,7 +245,7 @@ class StoredStudySearcher(Searcher):
 
     def __getstate__(self) -> dict[str, Any]:
         """Tune pickles the searcher with the experiment: without its database connection."""
-        return {**self.__dict__, "_storage": None, "_study": None, "_memory": None, "_stored_ids": {}, "_deadline": None,
+        return {**self.__dict__, "_storage": None, "_study": None, "_memory": None, "_stored_ids": {}, "_queued": set(), "_deadline": None,
                 "_study_writer": None}
 
     def _open(self) -> tuple[optuna.storages.BaseStorage, optuna.Study]:

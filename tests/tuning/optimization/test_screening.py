@@ -93,3 +93,23 @@ def test_a_search_resumed_while_screening_promotes_at_once(tmp_path: Path) -> No
     promoted = restored.suggest("resumed")
     assert isinstance(promoted, dict) and promoted["quality"] == 0.9 and promoted[TRIAL_NUMBER_KEY] == 0
     assert SCREEN_IMAGES_KEY not in promoted and not restored.screening
+
+
+def test_promoted_configurations_outlive_a_crash_before_they_start(tmp_path: Path) -> None:
+    screen_until = time.time() + 2.0
+    searcher = _searcher(tmp_path, screen_until, promoted=2)
+    for index in range(3):
+        _run(searcher, f"screen_{index}", FIDELITY.epochs)
+    searcher.save(str(tmp_path / "searcher-state.json"))
+    last_saved = pickle.dumps(searcher)  # Tune's last save of the experiment: still screening
+    time.sleep(max(0.0, screen_until - time.time()) + 0.05)
+    assert searcher.suggest("full_0")["quality"] == 0.9  # type: ignore[index]
+    searcher.flush()  # then the driver dies: the second promoted configuration has not started
+
+    restored = pickle.loads(last_saved)
+    restored.restore(str(tmp_path / "searcher-state.json"))
+    resumed = [restored.suggest(f"resumed_{index}") for index in range(2)]
+    restored.flush()
+    assert [config["quality"] for config in resumed] == [0.9, 0.6], "the started one goes on, the queued one follows"  # type: ignore[index]
+    full = optuna.load_study(study_name="full", storage=stored_study.open_storage(f"sqlite:///{tmp_path / 'optuna.db'}"))
+    assert [trial.params["quality"] for trial in full.trials] == [0.9, 0.6], "each promoted once, none lost"
