@@ -8,11 +8,13 @@ the figures and the cold/warm ratio. Writes docs/results/data_loading.json; the 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import results
 
@@ -30,11 +32,24 @@ def _timed_load(directory: Path, cache: Path) -> float:
     return time.perf_counter() - started
 
 
+def markdown_table(record: dict[str, Any]) -> str:
+    """The docs' table of a data-loading results file: each layout's cold and warm load. docs/benchmarks.md holds it
+    as printed (`--table FILE`), and a fast test holds the two together."""
+    lines = ["| layout | cold (parse, validate, cache) | warm median (from the cache) | cold / warm |", "|---|---|---|---|"]
+    lines += [f"| {row['layout']} | {row['cold_s']:.3f} s | {row['warm_median_s']:.3f} s (n={row['repeats']}) | "
+              f"{row['cold_s'] / row['warm_median_s']:.0f}x |" for row in record["figures"]["layouts"]]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("data_dir", nargs="?", default=str(resolve_data_dir()), help=DATA_DIR_HELP)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--table", type=Path, help="print the docs' table of this results file and do nothing else")
     options = parser.parse_args()
+    if options.table:
+        print(markdown_table(json.loads(options.table.read_text())))
+        return
     source = Path(options.data_dir)
     rows = []
     for layout, names in LAYOUTS.items():
