@@ -32,6 +32,7 @@ from pathlib import Path
 
 import results
 
+from fmnist.locations import resolve_data_dir
 from tuning.optimization.objective import TRIAL_NAME_PREFIX
 from tuning.optimization.space import write_with_points
 from tuning.runtime.cluster import ClusterError, local_head
@@ -65,7 +66,8 @@ def one_search(code: Path, space: Path) -> SearchTimes:
     """The times of one search of `space` run from `code` (on PYTHONPATH, Ray's workers too)."""
     with tempfile.TemporaryDirectory(prefix="fixed-cost-") as folder:
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "tuning.search", *SEARCH, "--config", str(space)], cwd=folder, check=True,
+        data = ["--data-dir", str(resolve_data_dir().resolve())]  # the search runs in a folder of its own
+        subprocess.run([sys.executable, "-m", "tuning.search", *SEARCH, *data, "--config", str(space)], cwd=folder, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(code)})
         wall = time.perf_counter() - started
         (result_file,) = Path(folder, "results", "fixed").glob(f"{TRIAL_NAME_PREFIX}*/result.json")
