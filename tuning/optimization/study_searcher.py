@@ -183,20 +183,24 @@ class StoredStudySearcher(Searcher):
                 distribution = trial.distributions[name]
                 storage.set_trial_param(stored_id, name, distribution.to_internal_repr(value), distribution)
             storage.set_trial_user_attr(stored_id, stored_study.TUNE_TRIAL_ID_ATTR, trial.user_attrs[stored_study.TUNE_TRIAL_ID_ATTR])
+            if not started:
+                raise self._changed_elsewhere()
         else:
-            started = self._store_new(trial)
-        if not started:
-            raise stored_study.StudyError(f"study {self._study_name}: another process changed its trials while this "
-                                          "search ran; a study takes one search at a time")
+            self._store_new(trial)
 
-    def _store_new(self, trial: optuna.trial.FrozenTrial) -> bool:
-        """Add `trial` to the database as it is in memory; False when it gets another number there."""
+    def _store_new(self, trial: optuna.trial.FrozenTrial) -> None:
+        """Add `trial` to the database as it is in memory, where it must get the number it has in memory."""
         if trial.number in self._stored_ids:  # written already, by an earlier attempt of this write
-            return True
+            return
         storage = self._open()[0]
         stored_id = storage.create_new_trial(storage.get_study_id_from_name(self._study_name), template_trial=trial)
         self._stored_ids[trial.number] = stored_id
-        return storage.get_trial_number_from_id(stored_id) == trial.number
+        if storage.get_trial_number_from_id(stored_id) != trial.number:
+            raise self._changed_elsewhere()
+
+    def _changed_elsewhere(self) -> stored_study.StudyError:
+        return stored_study.StudyError(f"study {self._study_name}: another process changed its trials while this "
+                                       "search ran; a study takes one search at a time")
 
     def _in_memory(self, number: int) -> optuna.trial.FrozenTrial:
         return self._memory_storage().get_trial(self._memory_id(number))
