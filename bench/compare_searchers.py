@@ -288,10 +288,10 @@ def main() -> None:
     parser.add_argument("--seeds", default="0", help="comma-separated seeds; each searcher runs once a seed")
     parser.add_argument("--data-dir", default=str(resolve_data_dir()), help=DATA_DIR_HELP)
     parser.add_argument("--plot", type=Path, default=Path("docs/compare_searchers.png"))
-    parser.add_argument("--table", type=Path, help="print the docs' table of this results file and do nothing else")
+    results.add_table_option(parser)
     options = parser.parse_args()
     if options.table:
-        print(markdown_table(json.loads(options.table.read_text())))
+        results.print_table(options.table, markdown_table)
         return
     searchers, arms = options.searchers.split(","), options.arms.split(",")
     for flag, given, known in (("--searchers", searchers, (*SEARCHERS, *CONTROLS)), ("--arms", arms, ARMS)):

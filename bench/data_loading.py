@@ -8,7 +8,6 @@ the figures and the cold/warm ratio. Writes docs/results/data_loading.json; the 
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import tempfile
@@ -45,10 +44,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("data_dir", nargs="?", default=str(resolve_data_dir()), help=DATA_DIR_HELP)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--table", type=Path, help="print the docs' table of this results file and do nothing else")
+    results.add_table_option(parser)
     options = parser.parse_args()
     if options.table:
-        print(markdown_table(json.loads(options.table.read_text())))
+        results.print_table(options.table, markdown_table)
         return
     source = Path(options.data_dir)
     rows = []

@@ -97,10 +97,10 @@ def main() -> int:
     parser.add_argument("--data-dir", default=os.environ.get("FMNIST_DATA_DIR"))
     parser.add_argument("--full-from", type=Path, help="take the full fidelity's accuracies and seconds from this "
                         "results file of the same configurations, seed and full fidelity, and train only the cheap one")
-    parser.add_argument("--table", type=Path, help="print the docs' table of this results file and do nothing else")
+    results.add_table_option(parser)
     options = parser.parse_args()
     if options.table:
-        print(markdown_table(json.loads(options.table.read_text())))
+        results.print_table(options.table, markdown_table)
         return 0
     if options.configs < 4:
         parser.error(f"--configs must be at least 4, got {options.configs}")

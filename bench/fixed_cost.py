@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import results
 
@@ -87,15 +88,48 @@ def worktree(revision: str, scratch: Path) -> Iterator[Path]:
         subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPOSITORY, check=True)
 
 
+def run_line(side: str, run: SearchTimes) -> str:
+    """One search's times, as the benchmark prints them while it runs."""
+    return (f"{side:>14}: wall {run.wall:5.1f} s, trial epoch {run.epoch:5.1f} s (training {run.training:4.1f} s), "
+            f"fixed cost {run.fixed_cost:5.1f} s, outside training {run.outside_training:5.1f} s")
+
+
+def median_lines(medians: dict[str, dict[str, float]], first: str, second: str) -> list[str]:
+    """Each figure's median on both sides and their difference."""
+    return [f"median {label}: {second} {by_side[second]:.1f} s, {first} {by_side[first]:.1f} s, difference "
+            f"{by_side[second] - by_side[first]:+.1f} s (target <= {FIXED_COST_TARGET_S:.0f} s)"
+            for label, by_side in medians.items()]
+
+
+def markdown_table(record: dict[str, Any]) -> str:
+    """The docs' block of a fixed-cost results file: the command, each run in the order it ran, then the medians, as
+    the run printed them. docs/benchmarks.md holds it as printed (`--table FILE`), and a fast test holds the two
+    together."""
+    figures = record["figures"]
+    first, second = figures["sides"]
+    runs = {side: [SearchTimes(run["wall_s"], run["epoch_s"], run["training_s"]) for run in figures["runs"][side]]
+            for side in (first, second)}
+    lines = [f"$ {record['command']}"]
+    for first_run, second_run in zip(runs[first], runs[second], strict=True):
+        lines += [run_line(first, first_run), run_line(second, second_run)]
+    return "\n".join(lines + median_lines(figures["medians"], first, second))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    other_side = parser.add_mutually_exclusive_group(required=True)
+    other_side = parser.add_mutually_exclusive_group()
     other_side.add_argument("--against", help="the earlier commit (any git revision)")
     other_side.add_argument("--running-ray", action="store_true",
                             help="this checkout joining a running local Ray, against it starting its own")
     parser.add_argument("--ray-port", type=int, default=6390, help="the GCS port of the Ray that --running-ray starts")
     parser.add_argument("--pairs", type=int, default=3)
+    results.add_table_option(parser)
     options = parser.parse_args()
+    if options.table:
+        results.print_table(options.table, markdown_table)
+        return 0
+    if not (options.against or options.running_ray):
+        parser.error("one of --against REV or --running-ray is required")
     with tempfile.TemporaryDirectory(prefix="fixed-cost-against-") as scratch:
         original_first = write_with_points(Path(scratch) / "original_first.yaml", [{}])
         if options.running_ray:
@@ -116,12 +150,9 @@ def main() -> int:
     figures: dict[str, Callable[[SearchTimes], float]] = {
         "fixed cost": lambda run: run.fixed_cost, "outside training": lambda run: run.outside_training,
     }
-    medians: dict[str, dict[str, float]] = {}
-    for label, figure in figures.items():
-        a, b = (statistics.median(figure(run) for run in times[side]) for side in (first, second))
-        medians[label] = {first: a, second: b}
-        print(f"median {label}: {second} {b:.1f} s, {first} {a:.1f} s, difference {b - a:+.1f} s "
-              f"(target <= {FIXED_COST_TARGET_S:.0f} s)")
+    medians = {label: {side: statistics.median(figure(run) for run in times[side]) for side in (first, second)}
+               for label, figure in figures.items()}
+    print("\n".join(median_lines(medians, first, second)))
     runs = {side: [{"wall_s": run.wall, "epoch_s": run.epoch, "training_s": run.training} for run in side_times]
             for side, side_times in times.items()}
     checks = [(f"{side}: median fixed cost <= {FIXED_COST_TARGET_S:.0f} s", value <= FIXED_COST_TARGET_S)
@@ -141,8 +172,7 @@ def alternate(sides: dict[str, Path], space: Path, pairs: int,
     def measure(side: str, code: Path) -> None:
         run = one_search(code, space)
         times[side].append(run)
-        print(f"{side:>14}: wall {run.wall:5.1f} s, trial epoch {run.epoch:5.1f} s (training {run.training:4.1f} s), "
-              f"fixed cost {run.fixed_cost:5.1f} s, outside training {run.outside_training:5.1f} s", flush=True)
+        print(run_line(side, run), flush=True)
 
     for _ in range(pairs):
         measure(first, first_code)

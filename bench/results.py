@@ -5,11 +5,13 @@ The README and docs quote these files; a figure in prose that a results file doe
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
 import shlex
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,3 +42,14 @@ def write(name: str, figures: dict[str, Any], checks: list[tuple[str, bool]]) ->
     }
     path.write_text(json.dumps(record, indent=2) + "\n")
     return path
+
+
+def add_table_option(parser: argparse.ArgumentParser) -> None:
+    """`--table FILE`: print the docs' table of a results file, which docs/benchmarks.md holds as printed."""
+    parser.add_argument("--table", type=Path, help="print the docs' table of this results file and do nothing else")
+
+
+def print_table(path: Path, markdown_table: Callable[[dict[str, Any]], str]) -> None:
+    """Print the docs' table of the results file at `path`."""
+    print(markdown_table(json.loads(path.read_text())))
+

@@ -15,6 +15,7 @@ import argparse
 import os
 import time
 from dataclasses import dataclass
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -100,6 +101,28 @@ def images_per_second(variant: Variant, images: np.ndarray, targets: np.ndarray,
     return len(images) * epochs / elapsed, float(history.history["accuracy"][-1])
 
 
+def heading_lines(figures: dict[str, Any]) -> list[str]:
+    """What a run measured before its variants: the data, the roof and each layout's work per image."""
+    roof, flop = figures["roof_gflops"], figures["training_mflop_per_image"]
+    return [f"{figures['images']} images, {figures['epochs']} timed epochs, {figures['threads']} threads",
+            f"roof: matmul {roof['fp32']:.0f} GFLOP/s fp32, {roof['bf16']:.0f} GFLOP/s bf16; training MFLOP per image: "
+            + ", ".join(f"{layout} {value:.1f}" for layout, value in flop.items()),
+            f"{'variant':<24} {'images/s':>9} {'x today':>8} {'% roof':>7} {'train acc':>9}"]
+
+
+def variant_line(row: dict[str, Any]) -> str:
+    """One variant's throughput, its ratio to the first variant run, its share of the roof and its training accuracy."""
+    return (f"{row['variant']:<24} {row['images_per_s']:>9,.0f} {row['ratio']:>8.2f} {100 * row['share_of_roof']:>6.1f}% "
+            f"{row['train_accuracy']:>9.3f}")
+
+
+def markdown_table(record: dict[str, Any]) -> str:
+    """The docs' block of a throughput results file, as the run printed it. docs/benchmarks.md holds it as printed
+    (`--table FILE`), and a fast test holds the two together."""
+    figures = record["figures"]
+    return "\n".join([f"$ {record['command']}", *heading_lines(figures), *map(variant_line, figures["variants"])])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("data_dir", nargs="?", default=str(resolve_data_dir()), help=DATA_DIR_HELP)
@@ -107,7 +130,11 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs per variant, after one warm-up epoch")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="TensorFlow intra-op threads")
     parser.add_argument("--only", default="", help="run only the variants whose name contains this text")
+    results.add_table_option(parser)
     options = parser.parse_args()
+    if options.table:
+        results.print_table(options.table, markdown_table)
+        return
     tf.config.threading.set_intra_op_parallelism_threads(options.threads)
     tf.config.threading.set_inter_op_parallelism_threads(min(options.threads, 2))
 
@@ -115,22 +142,20 @@ def main() -> None:
     images, targets = train.images, one_hot(train.labels)
     roof_fp32, roof_bf16 = matmul_rate(tf.float32), matmul_rate(tf.bfloat16)
     flop = {layout: training_flop_per_image(build(ModelConfig(layout=layout))) for layout in LAYOUTS}
-    print(f"{len(images)} images, {options.epochs} timed epochs, {options.threads} threads")
-    print(f"roof: matmul {roof_fp32:.0f} GFLOP/s fp32, {roof_bf16:.0f} GFLOP/s bf16; training MFLOP per image: "
-          + ", ".join(f"{layout} {value / 1e6:.1f}" for layout, value in flop.items()))
-    print(f"{'variant':<24} {'images/s':>9} {'x today':>8} {'% roof':>7} {'train acc':>9}")
-    reference, rows = None, []
+    figures: dict[str, Any] = {
+        "images": len(images), "epochs": options.epochs, "threads": options.threads,
+        "roof_gflops": {"fp32": roof_fp32, "bf16": roof_bf16},
+        "training_mflop_per_image": {layout: value / 1e6 for layout, value in flop.items()}, "variants": []}
+    print("\n".join(heading_lines(figures)))
+    reference = None
     for variant in (variant for variant in VARIANTS if options.only in variant.name):
         rate, accuracy = images_per_second(variant, images, targets, options.epochs)
         reference = reference or rate
         roof = roof_bf16 if variant.mixed_precision else roof_fp32
-        share = rate * flop[variant.layout] / (roof * 1e9)
-        rows.append({"variant": variant.name, "layout": variant.layout, "images_per_s": rate, "ratio": rate / reference,
-                     "share_of_roof": share, "train_accuracy": accuracy})
-        print(f"{variant.name:<24} {rate:>9,.0f} {rate / reference:>8.2f} {100 * share:>6.1f}% {accuracy:>9.3f}", flush=True)
-    figures = {"images": len(images), "epochs": options.epochs, "threads": options.threads,
-               "roof_gflops": {"fp32": roof_fp32, "bf16": roof_bf16}, "training_mflop_per_image": {
-                   layout: value / 1e6 for layout, value in flop.items()}, "variants": rows}
+        row = {"variant": variant.name, "layout": variant.layout, "images_per_s": rate, "ratio": rate / reference,
+               "share_of_roof": rate * flop[variant.layout] / (roof * 1e9), "train_accuracy": accuracy}
+        figures["variants"].append(row)
+        print(variant_line(row), flush=True)
     print(f"results: {results.write('training_throughput', figures, [])}")
 
 

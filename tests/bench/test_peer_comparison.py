@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
 import optuna
 
-from tests.conftest import REPOSITORY
 from tuning.optimization.space import load_space
 
 
@@ -47,13 +44,3 @@ def test_each_seed_runs_both_arms_then_the_plain_keras_controls_once() -> None:
         "fmnist-tune cold s1", "optuna cold s1", "fmnist-tune same-start s1", "optuna same-start s1", "original control s1",
     ]
 
-
-def test_benchmarks_md_holds_the_table_of_every_search_quality_results_file() -> None:
-    from compare_searchers import markdown_table
-
-    files = sorted((REPOSITORY / "docs" / "results").glob("search_quality_*.json"))
-    assert files, "no search-quality results: run bench/compare_searchers.py"
-    document = (REPOSITORY / "docs" / "benchmarks.md").read_text()
-    for path in files:
-        assert markdown_table(json.loads(path.read_text())) in document, (
-            f"docs/benchmarks.md does not hold the table of {path.name}: python bench/compare_searchers.py --table {path}")
