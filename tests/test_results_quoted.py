@@ -40,3 +40,13 @@ def test_every_results_file_says_where_and_how_it_was_measured() -> None:
         record = json.loads(path.read_text())
         assert {"benchmark", "command", "date", "host", "figures", "checks"} <= set(record), path.name
         assert record["command"].startswith("python bench/") and record["host"]["cores"] >= 1, path.name
+
+
+def test_the_readme_quotes_the_20_minute_search_and_its_first_point_from_their_results_file() -> None:
+    record = results("search_quality_20min")
+    means = {row["searcher"]: row for row in record["figures"]["means"]}
+    quoted = [f"{means['fmnist-tune']['mean_test_accuracy']:.2%} test accuracy after {means['fmnist-tune']['mean_trials']:g} configurations",
+              f"trained alone {means['first-point']['mean_test_accuracy']:.2%}"]
+    text = (REPOSITORY / "README.md").read_text()
+    missing = [figure for figure in quoted if figure not in text]
+    assert missing == [], f"README.md does not quote docs/results/search_quality_20min.json ({record['date']}): {missing}"
