@@ -33,6 +33,7 @@ from typing import Any, Self
 
 import results
 
+from fmnist.locations import resolve_data_dir
 from tuning.optimization.objective import STEP_KEY
 from tuning.optimization.space import write_with_points
 
@@ -104,7 +105,8 @@ def bare_epochs(train_size: int, epochs: int) -> list[float]:
 
 def search(workdir: Path, name: str, arguments: list[str]) -> tuple[list[dict], PeakMemory]:
     """Run a search to its end; its trials' epoch results and its peak memory."""
-    process = subprocess.Popen([sys.executable, "-m", "tuning.search", "--name", name, *arguments], cwd=workdir,
+    data = ["--data-dir", str(resolve_data_dir().resolve())]  # the search runs in a folder of its own
+    process = subprocess.Popen([sys.executable, "-m", "tuning.search", "--name", name, *data, *arguments], cwd=workdir,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     with PeakMemory(process.pid) as memory:
         _, stderr = process.communicate()

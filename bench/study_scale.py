@@ -105,8 +105,8 @@ def measure(options: argparse.Namespace, database: str) -> int:
     figures = {
         "trials": options.trials, "concurrent": options.concurrent, "wall_s": wall,
         "bands": [{"from": band * options.band, "to": (band + 1) * options.band, **{
-            f"{kind}_{percentile}_ms": float(np.percentile(timings[kind][band], percentile)) * 1000
-            if timings[kind][band] else None for kind in timings for percentile in ("p50", "p99")}}
+            f"{kind}_p{percentile}_ms": float(np.percentile(timings[kind][band], percentile)) * 1000
+            if timings[kind][band] else None for kind in timings for percentile in (50, 99)}}
             for band in sorted(timings["ask"])],
         "stored": len(study.trials), "finished": len(finished),
         "complete": sum(trial.state.name == "COMPLETE" for trial in finished),
