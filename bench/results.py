@@ -45,11 +45,10 @@ def write(name: str, figures: dict[str, Any], checks: list[tuple[str, bool]]) ->
 
 
 def add_table_option(parser: argparse.ArgumentParser) -> None:
-    """`--table FILE`: print the docs' table of a results file, which docs/benchmarks.md holds as printed."""
+    """`--table FILE`: print the docs' table of a results file, which a page of docs/ holds as printed."""
     parser.add_argument("--table", type=Path, help="print the docs' table of this results file and do nothing else")
 
 
 def print_table(path: Path, markdown_table: Callable[[dict[str, Any]], str]) -> None:
     """Print the docs' table of the results file at `path`."""
     print(markdown_table(json.loads(path.read_text())))
-

@@ -18,7 +18,7 @@ from fmnist.readers import IMAGE_SIDE, NUM_CLASSES
 
 __all__ = ["ModelConfig", "bfloat16_is_native", "build", "cosine_rate", "learning_rate_callbacks", "one_hot", "uses_bfloat16"]
 BFLOAT16_CPU_FLAGS = ("amx_bf16",)
-"""CPUs on which mixed bfloat16 trains this CNN clearly faster than float32; AVX-512 BF16 alone is not one
+"""CPUs on which mixed bfloat16 trains this CNN in place of float32; whether AVX-512 BF16 alone should be one is open
 (docs/benchmarks.md, "Training throughput")."""
 
 
