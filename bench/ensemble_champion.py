@@ -1,11 +1,11 @@
-"""The champion of a finished search as the average of its 1, 2, ... leading trials: validation and test scores.
+"""The champion of a finished search: each leading trial's validation and test scores, and the average the search keeps.
 
 Usage: FMNIST_DATA_DIR=... python bench/ensemble_champion.py NAME [--storage-path results] [--up-to 5]
 
 Loads the best checkpoint of each of the search's leading trials (best first, by the search's --metric), scores
-the average of the first k of them on the search's validation split and on the test split, and marks the k the
-search picks (`tuning.champion.evaluator.members_to_average`: the best on validation, the fewest on a tie). The test
-scores are printed to measure the choice, which never sees them.
+each on the search's validation split and on the test split, and marks those whose average the search keeps
+(`tuning.champion.evaluator.greedy_members`, on validation only); then that average's scores. The test scores are
+printed to measure the choice, which never sees them.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ import statistics
 import time
 from pathlib import Path
 
+import numpy as np
 from ray import tune
 
 from fmnist.data import load
-from fmnist.ensemble import running_means
 from fmnist.evaluation import predict, score
-from tuning.champion.evaluator import members_to_average
+from tuning.champion.evaluator import greedy_members
 from tuning.driver import training_splits
 from tuning.optimization.outcome import leaders
 from tuning.optimization.trainable import load_checkpoint_model
@@ -30,6 +30,10 @@ from tuning.saved_search import SavedSearch
 from tuning.settings import SearchSettings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    return score(probabilities, labels).metrics.accuracy
 
 
 def main() -> None:
@@ -54,19 +58,17 @@ def main() -> None:
         validation_probabilities.append(predict(model, validation))
         member_seconds.append(time.perf_counter() - started)
         test_probabilities.append(predict(model, dataset.test))
-    picked, _ = members_to_average(validation_probabilities, validation.labels, settings.metric)
-    print(f"{options.name}: averages of its leading trials by {settings.metric} (the search picks {picked})")
-    print(f"{'trials':>6}  {'last added':>10}  {'its val':>8}  {'its test':>8}  {'average val':>11}  {'average test':>12}")
-    rows = zip(ranked, validation_probabilities, test_probabilities, running_means(validation_probabilities),
-               running_means(test_probabilities), strict=True)
-    for count, (leader, its_validation, its_test, validation_mean, test_mean) in enumerate(rows, start=1):
-        accuracies = [score(probabilities, labels).metrics.accuracy for probabilities, labels in (
-            (its_validation, validation.labels), (its_test, dataset.test.labels),
-            (validation_mean, validation.labels), (test_mean, dataset.test.labels),
-        )]
-        mark = "  <- picked" if count == picked else ""
-        print(f"{count:>6}  {leader.trial_id:>10}  {accuracies[0]:>8.2%}  {accuracies[1]:>8.2%}  {accuracies[2]:>11.2%}  "
-              f"{accuracies[3]:>12.2%}{mark}")
+    picked, _ = greedy_members(validation_probabilities, validation.labels, settings.metric)
+    print(f"{options.name}: its leading trials by {settings.metric}; the search averages those marked")
+    print(f"{'trial':>10}  {'val':>8}  {'test':>8}")
+    for index, (leader, its_validation, its_test) in enumerate(zip(ranked, validation_probabilities, test_probabilities,
+                                                                    strict=True)):
+        mark = "  <- averaged" if index in picked else ""
+        print(f"{leader.trial_id:>10}  {accuracy(its_validation, validation.labels):>8.2%}  "
+              f"{accuracy(its_test, dataset.test.labels):>8.2%}{mark}")
+    averaged = [np.mean([probabilities[index] for index in picked], axis=0)
+                for probabilities in (validation_probabilities, test_probabilities)]
+    print(f"{'average':>10}  {accuracy(averaged[0], validation.labels):>8.2%}  {accuracy(averaged[1], dataset.test.labels):>8.2%}")
     print(f"each trial costs the choice {statistics.median(member_seconds):.2f} s (median: load its checkpoint, "
           f"predict {len(validation):,} validation images)")
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from fmnist.readers import IMAGE_SIDE
 
 if TYPE_CHECKING:
@@ -22,8 +20,8 @@ def average(models: Sequence[keras.Model]) -> keras.Model:
     """One model whose output is the mean of `models`' class probabilities; a single model is returned as is.
 
     Each member keeps its own layers under the name `member_<n>`, so the saved `.keras` file loads back
-    with `keras.models.load_model` and no custom objects. Keras is imported here, not with the module: the search's
-    driver reads `running_means` without loading TensorFlow.
+    with `keras.models.load_model` and no custom objects. Keras is imported here, not with the module: importing this
+    module loads no TensorFlow.
     """
     import keras
 
@@ -36,7 +34,3 @@ def average(models: Sequence[keras.Model]) -> keras.Model:
                for number, model in enumerate(models, start=1)]
     return keras.Model(pixels, keras.layers.Average(name="probabilities")(outputs), name="fmnist_cnn_average")
 
-
-def running_means(probabilities: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """The mean of the first 1, 2, ... of the members' class probabilities (N, 10), in their order."""
-    return [np.mean(probabilities[:count], axis=0) for count in range(1, len(probabilities) + 1)]

@@ -118,8 +118,8 @@ def build_parser() -> OneLineErrorParser:
     setting(search, "screen_epochs", "a screening trial's epochs, a complete schedule", type=int)
     setting(search, "metric", "validation metric to select on (loss is minimised, the rest maximised)",
             choices=objective.SELECTABLE_METRICS)
-    setting(search, "ensemble_size", "the champion averages up to this many leading trials, as many as score best "
-            "on validation together (1: the best trial alone)", type=int)
+    setting(search, "ensemble_size", "the champion averages the leading trials, of this many, that greedy selection "
+            "on validation keeps (1: the best trial alone)", type=int)
     setting(search, "max_failures", "restarts of a failed trial, from its last checkpoint (-1: no limit)", type=int)
     search.add_argument("--warm-start", dest="warm_start", action="append", metavar="NAME",
                         help="seed the sampler with the finished trials of the earlier search NAME (repeatable); "

@@ -213,10 +213,11 @@ def crown_champion(search: PreparedSearch, finished: FinishedSearch, evaluator: 
               f"python -m tuning.search --resume --name {settings.name} --storage-path {settings.storage_path}",
               file=sys.stderr)
         return 1
-    members = [leader.trial_id for leader in leaders[:champion.members]]
-    parent_run.finish_parent_run(finished.parent_run_id, leaders[0].trial_id, leaders[0].config, members,
+    members = [leaders[index] for index in champion.members]
+    parent_run.finish_parent_run(finished.parent_run_id, leaders[0].trial_id, leaders[0].config,
+                                 [member.trial_id for member in members],
                                  {f"champion_{settings.metric}": champion.validation_score})
-    shown = ModelSummary([trial_number(leader.config) for leader in leaders[:champion.members]], champion.validation_score,
+    shown = ModelSummary([trial_number(member.config) for member in members], champion.validation_score,
                          champion.test_metrics, champion.registration.model_uri, champion.registration.standing)
     print("\n" + "\n".join(summary_lines(finished.results, settings.metric, settings.mode, shown,
                                           finished.parent_run_id, settings.tracking_uri)))

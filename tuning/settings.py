@@ -74,8 +74,8 @@ class SearchSettings:
     """A screening trial's epochs: a complete schedule."""
     metric: str = "val_accuracy"
     ensemble_size: int = 3
-    """The champion averages the class probabilities of up to this many leading trials: as many as score best on
-    validation together, best first (1: the best trial alone)."""
+    """The champion averages the class probabilities of the leading trials, of this many, that greedy forward selection
+    on validation keeps (`tuning.champion.evaluator.greedy_members`; 1: the best trial alone)."""
     warm_start: tuple[str, ...] = ()
     max_failures: int = 2
     address: str | None = None

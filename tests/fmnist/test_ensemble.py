@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fmnist.data import stratified_subset
-from fmnist.ensemble import average, running_means
+from fmnist.ensemble import average
 from fmnist.model import ModelConfig, build, one_hot
 
 
@@ -45,8 +45,3 @@ def test_one_model_is_its_own_average_and_none_is_refused(two_trained_models: li
     with pytest.raises(ValueError, match="at least one model"):
         average([])
 
-
-def test_running_means_average_the_first_one_two_and_three_members() -> None:
-    members = [np.full((2, 10), value) for value in (0.1, 0.2, 0.6)]
-    means = running_means(members)
-    assert [float(mean[0, 0]) for mean in means] == pytest.approx([0.1, 0.15, 0.3])

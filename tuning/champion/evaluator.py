@@ -1,7 +1,7 @@
 """The champion's one evaluation on the test set and its registration, in a Ray actor started with the search.
 
 The actor loads the best checkpoints of the leading trials and picks the search's model on the validation split:
-the average of the first 1, 2, ... of them (best first) that scores best, the fewest on a tie. It scores
+the average of those that greedy forward selection from the best trial keeps (`greedy_members`). It scores
 that model once on the untouched test split, logs the test metrics and the model to the search's MLflow
 parent run and registers it with its validation score and that score's standard error, by which the registry
 decides whether it becomes the champion. Running it on the cluster keeps
@@ -26,7 +26,7 @@ from ray import tune
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from fmnist.data import Split
-from fmnist.ensemble import average, running_means
+from fmnist.ensemble import average
 from fmnist.evaluation import bootstrap_standard_error, evaluate, predict, score
 from fmnist.metrics import ClassificationMetrics
 from tuning.champion import registry
@@ -39,9 +39,10 @@ LOWEST_PRIORITY = 19
 
 @dataclass(frozen=True)
 class Champion:
-    """How many leading trials the champion averages, its validation score, its test metrics and registry version."""
+    """The leading trials the champion averages (their places among the leaders, best first), its validation score, its
+    test metrics and registry version."""
 
-    members: int
+    members: tuple[int, ...]
     validation_score: float
     test_metrics: ClassificationMetrics
     registration: registry.Registration
@@ -71,15 +72,15 @@ class ChampionEvaluator:
         model_name: str,
     ) -> Champion:
         """Pick the champion among averages of the leading trials' `checkpoints` (best first) by `metric` on
-        `validation`, score it on `test` once, log the scores and the model, register it."""
+        `validation` (`greedy_members`), score it on `test` once, log the scores and the model, register it."""
         self._warm_up.join()
         models = [load_checkpoint_model(checkpoint) for checkpoint in checkpoints]
         probabilities = [predict(model, validation) for model in models]
-        members, validation_score = members_to_average(probabilities, validation.labels, metric)
-        chosen = running_means(probabilities)[members - 1]
+        members, validation_score = greedy_members(probabilities, validation.labels, metric)
+        chosen = np.mean([probabilities[index] for index in members], axis=0)
         scored = registry.ValidationScore(metric, validation_score,
                                           bootstrap_standard_error(chosen, validation.labels, metric), validation.digest())
-        champion = average(models[:members])
+        champion = average([models[index] for index in members])
         test_metrics = evaluate(champion, test).metrics
         registry.log_test_metrics(parent_run_id, test_metrics)
         registration = registry.register(parent_run_id, champion, test, test_metrics.accuracy, scored, model_name)
@@ -111,13 +112,24 @@ def start_champion_evaluator(tracking_uri: str) -> ray.actor.ActorHandle:
     ).remote(tracking_uri)
 
 
-def members_to_average(probabilities: list[np.ndarray], labels: np.ndarray, metric: str) -> tuple[int, float]:
-    """How many of the leading trials' validation `probabilities` (best first) to average, and that average's
-    `metric` (a `val_` metric): the count that scores best, the fewest on a tie."""
+def greedy_members(probabilities: list[np.ndarray], labels: np.ndarray, metric: str) -> tuple[tuple[int, ...], float]:
+    """Which of the leading trials' validation `probabilities` (best first) to average, and that average's `metric` (a
+    `val_` metric): greedy forward selection (Caruana et al., 2004) without replacement. It starts from the best trial
+    and adds, one at a time, the trial whose addition scores best, while that beats the score so far, so the choice
+    never scores below the best trial alone and a weak trial between two strong ones is left out."""
     sign = -1.0 if objective.mode(metric) == "min" else 1.0
-    scores = [score(mean, labels).scalars(prefix="val_")[metric] for mean in running_means(probabilities)]
-    best = max(range(len(scores)), key=lambda index: (sign * scores[index], -index))
-    return best + 1, scores[best]
+
+    def scored(members: tuple[int, ...]) -> float:
+        return score(np.mean([probabilities[index] for index in members], axis=0), labels).scalars(prefix="val_")[metric]
+
+    chosen, chosen_score = (0,), scored((0,))
+    while len(chosen) < len(probabilities):
+        candidates = [(*chosen, index) for index in range(len(probabilities)) if index not in chosen]
+        best_score, best = max(((scored(members), members) for members in candidates), key=lambda pair: sign * pair[0])
+        if sign * best_score <= sign * chosen_score:
+            break
+        chosen, chosen_score = best, best_score
+    return chosen, chosen_score
 
 
 def evaluate_and_register_on_cluster(

@@ -11,7 +11,7 @@ import ray
 from ray.cluster_utils import Cluster
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from tuning.champion.evaluator import LOWEST_PRIORITY, members_to_average, start_champion_evaluator
+from tuning.champion.evaluator import LOWEST_PRIORITY, greedy_members, start_champion_evaluator
 
 
 @pytest.mark.slow  # starts Ray
@@ -62,19 +62,24 @@ def _probabilities(first_two_classes: list[tuple[float, float]]) -> np.ndarray:
     return probabilities
 
 
-# Three images of class 0. The two leading trials each miss a different one; their average gets all three.
-# Adding the third, sure of class 1 everywhere, pulls two of them over to class 1.
+# Three images of class 0. FIRST and SECOND each miss a different one; their average gets all three. WRONG, sure of
+# class 1 everywhere, pulls any average it joins over to class 1.
 LABELS = np.zeros(3, dtype=np.int64)
 FIRST = _probabilities([(0.9, 0.1), (0.9, 0.1), (0.4, 0.6)])
 SECOND = _probabilities([(0.4, 0.6), (0.9, 0.1), (0.9, 0.1)])
-THIRD = _probabilities([(0.0, 1.0), (0.0, 1.0), (0.0, 1.0)])
+WRONG = _probabilities([(0.0, 1.0), (0.0, 1.0), (0.0, 1.0)])
 
 
-def test_the_champion_averages_as_many_leading_trials_as_score_best_together() -> None:
-    assert members_to_average([FIRST, SECOND, THIRD], LABELS, "val_accuracy") == (2, pytest.approx(1.0))
-    assert members_to_average([FIRST, SECOND, THIRD], LABELS, "val_loss")[0] == 2
+def test_the_champion_averages_the_trials_that_score_best_together() -> None:
+    assert greedy_members([FIRST, SECOND, WRONG], LABELS, "val_accuracy") == ((0, 1), pytest.approx(1.0))
+    assert greedy_members([FIRST, SECOND, WRONG], LABELS, "val_loss")[0] == (0, 1)
 
 
-def test_on_a_tie_the_champion_averages_the_fewest_trials() -> None:
-    assert members_to_average([FIRST, FIRST, FIRST], LABELS, "val_accuracy") == (1, pytest.approx(2 / 3))
-    assert members_to_average([FIRST], LABELS, "val_f1")[0] == 1
+def test_a_weak_trial_between_two_strong_ones_is_left_out() -> None:
+    assert greedy_members([FIRST, WRONG, SECOND], LABELS, "val_accuracy") == ((0, 2), pytest.approx(1.0))
+
+
+def test_the_champion_starts_from_the_best_trial_and_adds_only_what_raises_its_score() -> None:
+    assert greedy_members([FIRST, FIRST, FIRST], LABELS, "val_accuracy") == ((0,), pytest.approx(2 / 3))
+    assert greedy_members([FIRST, WRONG], LABELS, "val_accuracy")[0] == (0,)
+    assert greedy_members([FIRST], LABELS, "val_f1")[0] == (0,)
