@@ -11,7 +11,8 @@ In one run: a concurrency sweep (about `--trials-per-slot` trials per concurrent
 the minimal time (the epoch-seconds ASHA let run, divided by the concurrency); then one study of `--study-trials`
 trials: the searcher's ask and tell latency by study size, the driver's CPU-seconds per result and peak memory, MLflow
 runs and metric points expected against present, the outbox's largest backlog and drain time, PostgreSQL's peak
-connections. Exit code 0 only when every target holds.
+connections. Writes the figures and the targets to docs/results/<--results>.json; exit code 0 only when every target
+holds.
 
     python bench/scale.py                                    # the defaults: 2..64 concurrent, a 2,000-trial study
     python bench/scale.py --concurrency 2,8 --study-trials 200 --plot-dir /tmp/plots
@@ -24,8 +25,10 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import results
 
 from tuning.optimization.objective import STEP_KEY
 from tuning.runtime import cluster, library_output
@@ -65,8 +68,8 @@ def bare_tune_overhead(place: Services, name: str, trials: int, concurrency: int
     return wall / (epochs * epoch_s / concurrency)
 
 
-def percentile_ms(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q)) * 1000 if values else float("nan")
+def percentile_ms(values: list[float], q: float) -> float | None:
+    return float(np.percentile(values, q)) * 1000 if values else None
 
 
 def main() -> int:
@@ -83,7 +86,12 @@ def main() -> int:
     parser.add_argument("--plot-dir", type=Path, default=None, help="write the two curves as PNG files here")
     parser.add_argument("--bare-tune", action="store_true",
                         help="also run each sweep search's trials with Tune alone, and print its overhead beside the search's")
+    parser.add_argument("--results", default="scale", help="the results file's name in docs/results/ (default: scale)")
+    results.add_table_option(parser)
     options = parser.parse_args()
+    if options.table:
+        results.print_table(options.table, markdown_table)
+        return 0
     library_output.quiet_environment()  # as `python -m tuning.search` starts
     library_output.hide_library_lines()
     library_output.quiet_loggers()
@@ -96,30 +104,47 @@ def main() -> int:
             if options.bare_tune:
                 bare = bare_tune_overhead(place, f"bare-{level}", options.trials_per_slot * level, level, options.epoch_s,
                                           options.max_epochs)
-                print(f"{level} concurrent, Tune alone: wall {bare:.2f}x the minimal time", flush=True)
             sweep.append(scaled_search(place, f"sweep-{level}", options.trials_per_slot * level, level, options.epoch_s,
                                        options.max_epochs))
             sweep[-1].bare_tune_overhead = bare
-            print_row(sweep[-1], header=len(sweep) == 1)
+            print(row_line(search_row(sweep[-1])), flush=True)  # progress: a long sweep shows each search as it ends
         if options.study_trials:
             study = scaled_search(place, "study", options.study_trials, options.study_concurrency, options.epoch_s,
                                   options.max_epochs)
-            print_row(study, header=False)
     if options.plot_dir:
         plot(sweep, study, options.plot_dir)
-    return 0 if report_targets(sweep, study) else 1
+    figures = {"nodes": options.nodes, "cpus_per_node": options.cpus_per_node, "epoch_s": options.epoch_s,
+               "max_epochs": options.max_epochs, "sweep": [search_row(measured) for measured in sweep],
+               "study": study_figures(study) if study else None}
+    checks = target_checks(figures)
+    print("\n" + "\n".join(report_lines(figures, checks)))
+    print(f"results: {results.write(options.results, figures, checks)}")
+    return 0 if all(held for _, held in checks) else 1
 
 
-def print_row(measured: Measured, header: bool) -> None:
-    if header:
-        print(f"{'concurrent':>10} {'trials':>6} {'epochs':>6} {'wall s':>7} {'minimal s':>9} {'overhead':>8} "
-              f"{'trials/h':>8} {'epochs/h per slot':>17} {'ask p50':>8} {'ask p99':>8} {'driver cpu/result':>17} {'processes':>9} {'lost':>4} {'dup':>4}",
-              flush=True)
+def search_row(measured: Measured) -> dict[str, Any]:
+    """One search's figures, as its row of the table shows them and the targets read them."""
     asks = [seconds for _, seconds in measured.asks]
-    print(f"{measured.concurrency:>10} {measured.audit.trials:>6} {measured.epochs:>6} {measured.wall_s:>7.1f} "
-          f"{measured.minimal_s:>9.1f} {measured.overhead:>7.2f}x {measured.trials_per_hour:>8.0f} {measured.epochs_per_hour_per_slot:>17.0f} "
-          f"{percentile_ms(asks, 50):>6.0f}ms {percentile_ms(asks, 99):>6.0f}ms {measured.driver_cpu_s / measured.epochs * 1000:>15.1f}ms "
-          f"{measured.audit.processes:>9} {measured.audit.lost:>4} {measured.audit.duplicated:>4}", flush=True)
+    audit = measured.audit
+    return {"concurrency": measured.concurrency, "trials": audit.trials, "epochs": measured.epochs,
+            "wall_s": measured.wall_s, "minimal_s": measured.minimal_s, "overhead": measured.overhead,
+            "bare_tune_overhead": measured.bare_tune_overhead, "trials_per_hour": measured.trials_per_hour,
+            "epochs_per_hour_per_slot": measured.epochs_per_hour_per_slot, "ask_p50_ms": percentile_ms(asks, 50),
+            "ask_p99_ms": percentile_ms(asks, 99), "driver_cpu_ms_per_result": measured.driver_cpu_s / measured.epochs * 1000,
+            "processes": audit.processes, "lost": audit.lost, "duplicated": audit.duplicated,
+            "metric_points": audit.points_expected, "study_epochs": audit.results,
+            "connections": max(measured.connections.values())}
+
+
+def study_figures(study: Measured) -> dict[str, Any]:
+    """The large study's figures: its row, its ask latency by study size, the driver, the outbox and the connections."""
+    tells = [seconds for _, seconds in study.tells]
+    return {**search_row(study),
+            "ask_bands": [{"from": start, "p50_ms": p50 * 1000, "p99_ms": p99 * 1000} for start, p50, p99 in ask_bands(study, 250)],
+            "tell_p50_ms": percentile_ms(tells, 50), "tell_p99_ms": percentile_ms(tells, 99),
+            "driver_cpu_s": study.driver_cpu_s, "driver_peak_mb": study.driver_peak_mb, "outbox_peak": study.outbox_peak,
+            "outbox_drain_s": study.outbox_drain_s, "mlflow_connections": study.connections["mlflow"],
+            "study_connections": study.connections["study"]}
 
 
 def ask_bands(measured: Measured, band: int) -> list[tuple[int, float, float]]:
@@ -130,49 +155,65 @@ def ask_bands(measured: Measured, band: int) -> list[tuple[int, float, float]]:
     return [(start, float(np.percentile(values, 50)), float(np.percentile(values, 99))) for start, values in sorted(bands.items())]
 
 
-def report_targets(sweep: list[Measured], study: Measured | None) -> bool:
-    """Print each target, measured; True when all hold."""
-    checks: list[tuple[bool, str]] = []
-    for measured in sweep:
-        checks.append((measured.overhead <= OVERHEAD_TARGET,
-                       f"{measured.concurrency} concurrent: wall {measured.overhead:.2f}x the minimal time <= {OVERHEAD_TARGET}x"))
-    if sweep:
-        base = sweep[0].epochs_per_hour_per_slot
-        for measured in sweep[1:]:
-            ratio = measured.epochs_per_hour_per_slot / base
-            checks.append((abs(ratio - 1) <= PROPORTIONALITY_TARGET,
-                           (f"{measured.concurrency} concurrent: trial epochs per hour per slot {ratio:.2f}x those at "
-                            f"{sweep[0].concurrency} (within {PROPORTIONALITY_TARGET:.0%})")))
-    for measured in [*sweep, *([study] if study else [])]:
-        audit = measured.audit
-        checks.append((audit.lost == 0 and audit.duplicated == 0,
-                       (f"{audit.trials} trials: {audit.lost} lost and {audit.duplicated} duplicated of {audit.trials} MLflow runs, "
-                       f"{audit.points_expected} metric points, {audit.trials} study trials and {audit.results} epochs")))
+def target_checks(figures: dict[str, Any]) -> list[tuple[str, bool]]:
+    """Each target, measured: (what it says, whether it held)."""
+    sweep, study = figures["sweep"], figures["study"]
+    checks = [(f"{row['concurrency']} concurrent: wall {row['overhead']:.2f}x the minimal time <= {OVERHEAD_TARGET}x",
+               row["overhead"] <= OVERHEAD_TARGET) for row in sweep]
+    for row in sweep[1:]:
+        ratio = row["epochs_per_hour_per_slot"] / sweep[0]["epochs_per_hour_per_slot"]
+        checks.append(((f"{row['concurrency']} concurrent: trial epochs per hour per slot {ratio:.2f}x those at "
+                       f"{sweep[0]['concurrency']} (within {PROPORTIONALITY_TARGET:.0%})"), abs(ratio - 1) <= PROPORTIONALITY_TARGET))
+    for row in [*sweep, *([study] if study else [])]:
+        checks.append(((f"{row['trials']} trials: {row['lost']} lost and {row['duplicated']} duplicated of {row['trials']} MLflow "
+                       f"runs, {row['metric_points']} metric points, {row['trials']} study trials and {row['study_epochs']} epochs"),
+                       row["lost"] == 0 and row["duplicated"] == 0))
     if study:
-        print(f"\nstudy of {study.audit.trials} trials, {study.concurrency} at once: ask latency by study size")
-        print(f"{'study size':>12} {'ask p50':>9} {'ask p99':>9}")
-        bands = ask_bands(study, 250)
-        for start, p50, p99 in bands:
-            print(f"{start:>5}-{start + 250:<6} {p50 * 1000:>7.1f}ms {p99 * 1000:>7.1f}ms")
-        tells = [seconds for _, seconds in study.tells]
-        print(f"tell p50 {percentile_ms(tells, 50):.1f} ms, p99 {percentile_ms(tells, 99):.1f} ms; driver "
-              f"{study.driver_cpu_s:.0f} CPU-s, {study.driver_cpu_s / study.epochs * 1000:.1f} ms per result, peak "
-              f"{study.driver_peak_mb:.0f} MB; MLflow outbox largest backlog {study.outbox_peak} writes, drained in "
-              f"{study.outbox_drain_s:.1f} s at the end; PostgreSQL connections, peak: {study.connections['mlflow']} "
-              f"(MLflow server), {study.connections['study']} (study)")
-        checks.append((bands[-1][2] <= ASK_P99_TARGET_S,
-                       f"ask p99 {bands[-1][2] * 1000:.0f} ms at {bands[-1][0]}+ trials <= {ASK_P99_TARGET_S * 1000:.0f} ms"))
-        checks.append((study.driver_peak_mb <= DRIVER_MEMORY_TARGET_MB,
-                       f"driver peak memory {study.driver_peak_mb:.0f} MB <= {DRIVER_MEMORY_TARGET_MB} MB"))
-        small = max(sweep[0].connections.values()) if sweep else None
-        if small is not None:
-            checks.append((max(study.connections.values()) <= small,
-                           (f"PostgreSQL connections per database: {max(study.connections.values())} at {study.audit.trials} "
-                           f"trials, {small} at {sweep[0].audit.trials}")))
-    print()
-    for held, text in checks:
-        print(f"{'met' if held else 'MISSED'}: {text}")
-    return all(held for held, _ in checks)
+        last = study["ask_bands"][-1]
+        checks.append((f"ask p99 {last['p99_ms']:.0f} ms at {last['from']}+ trials <= {ASK_P99_TARGET_S * 1000:.0f} ms",
+                       last["p99_ms"] <= ASK_P99_TARGET_S * 1000))
+        checks.append((f"driver peak memory {study['driver_peak_mb']:.0f} MB <= {DRIVER_MEMORY_TARGET_MB} MB",
+                       study["driver_peak_mb"] <= DRIVER_MEMORY_TARGET_MB))
+        if sweep:
+            checks.append(((f"PostgreSQL connections per database: {study['connections']} at {study['trials']} trials, "
+                           f"{sweep[0]['connections']} at {sweep[0]['trials']}"), study["connections"] <= sweep[0]["connections"]))
+    return checks
+
+
+ROW_HEADER = (f"{'concurrent':>10} {'trials':>6} {'epochs':>6} {'wall s':>7} {'minimal s':>9} {'overhead':>8} {'Tune alone':>10} "
+              f"{'trials/h':>8} {'epochs/h per slot':>17} {'ask p50':>8} {'ask p99':>8} {'driver cpu/result':>17} "
+              f"{'processes':>9} {'lost':>4} {'dup':>4}")
+
+
+def row_line(row: dict[str, Any]) -> str:
+    bare = "-" if row["bare_tune_overhead"] is None else f"{row['bare_tune_overhead']:.2f}x"
+    return (f"{row['concurrency']:>10} {row['trials']:>6} {row['epochs']:>6} {row['wall_s']:>7.1f} {row['minimal_s']:>9.1f} "
+            f"{row['overhead']:>7.2f}x {bare:>10} {row['trials_per_hour']:>8.0f} {row['epochs_per_hour_per_slot']:>17.0f} "
+            f"{row['ask_p50_ms']:>6.0f}ms {row['ask_p99_ms']:>6.0f}ms {row['driver_cpu_ms_per_result']:>15.1f}ms "
+            f"{row['processes']:>9} {row['lost']:>4} {row['duplicated']:>4}")
+
+
+def report_lines(figures: dict[str, Any], checks: list[tuple[str, bool]]) -> list[str]:
+    """The run's table, the large study's latencies and the targets, as the run prints them at its end."""
+    lines = [(f"{figures['nodes']} nodes of {figures['cpus_per_node']} logical CPUs; {figures['epoch_s']:g}-second epochs, "
+             f"up to {figures['max_epochs']}"), ROW_HEADER, *(row_line(row) for row in figures["sweep"])]
+    study = figures["study"]
+    if study:
+        lines += [row_line(study), "", f"study of {study['trials']} trials, {study['concurrency']} at once: ask latency by study size",
+                  f"{'study size':>12} {'ask p50':>9} {'ask p99':>9}"]
+        lines += [f"{band['from']:>5}-{band['from'] + 250:<6} {band['p50_ms']:>7.1f}ms {band['p99_ms']:>7.1f}ms"
+                  for band in study["ask_bands"]]
+        lines.append(f"tell p50 {study['tell_p50_ms']:.1f} ms, p99 {study['tell_p99_ms']:.1f} ms; driver {study['driver_cpu_s']:.0f} "
+                     f"CPU-s, {study['driver_cpu_ms_per_result']:.1f} ms per result, peak {study['driver_peak_mb']:.0f} MB; MLflow "
+                     f"outbox largest backlog {study['outbox_peak']} writes, drained in {study['outbox_drain_s']:.1f} s at the end; "
+                     f"PostgreSQL connections, peak: {study['mlflow_connections']} (MLflow server), {study['study_connections']} (study)")
+    return [*lines, "", *(f"{'met' if held else 'MISSED'}: {text}" for text, held in checks)]
+
+
+def markdown_table(record: dict[str, Any]) -> str:
+    """The docs' block of a scale results file, as the run printed it at its end (`--table FILE`)."""
+    checks = [(check["check"], check["met"]) for check in record["checks"]]
+    return "\n".join([f"$ {record['command']}", *report_lines(record["figures"], checks)])
 
 
 def plot(sweep: list[Measured], study: Measured | None, folder: Path) -> None:

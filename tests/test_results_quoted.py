@@ -50,3 +50,23 @@ def test_the_readme_quotes_the_20_minute_search_and_its_first_point_from_their_r
     text = (REPOSITORY / "README.md").read_text()
     missing = [figure for figure in quoted if figure not in text]
     assert missing == [], f"README.md does not quote docs/results/search_quality_20min.json ({record['date']}): {missing}"
+
+
+def _readme_missing(quoted: list[str]) -> list[str]:
+    text = (REPOSITORY / "README.md").read_text()
+    return [figure for figure in quoted if figure not in text]
+
+
+def test_the_readme_quotes_the_10_minute_comparison_from_its_results_file() -> None:
+    record = results("search_quality_10min")
+    tests = {row["searcher"]: f"{row['mean_test_accuracy']:.2%}" for row in record["figures"]["means"]}
+    quoted = [f"{tests['fmnist-tune']} test accuracy", f"plain Keras (the original CNN) {tests['original']}",
+              f"random search {tests['random']}", f"Optuna {tests['optuna']}", f"KerasTuner {tests['kerastuner']}"]
+    assert _readme_missing(quoted) == [], f"README.md does not quote docs/results/search_quality_10min.json ({record['date']})"
+
+
+def test_the_readme_quotes_the_search_overhead_from_its_results_file() -> None:
+    record = results("search_overhead")
+    figures = record["figures"]
+    quoted = [f"{figures['median_ratio']:.2f}x the time on the medians", f"{figures['fastest_ratio']:.2f}x on the fastest epochs"]
+    assert _readme_missing(quoted) == [], f"README.md does not quote docs/results/search_overhead.json ({record['date']})"
