@@ -6,7 +6,7 @@ In one run, on the same real images: the machine's measured matmul rate (fp32 an
 then one Keras `fit` per variant (the original or the full-resolution layout, fp32 or mixed bf16, XLA or not, numpy
 or tf.data input, batch size), each after a warm-up epoch that pays for tracing. Prints images/s, the ratio to the
 plain fp32 fit of the original layout, each layout's training FLOP per image and the share of the measured roof each
-variant reaches. Writes docs/results/training_throughput.json.
+variant reaches. Writes docs/results/<--results>.json.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,8 +85,10 @@ def training_flop_per_image(model: keras.Model) -> float:
     return 2 * 3 * forward
 
 
-def images_per_second(variant: Variant, images: np.ndarray, targets: np.ndarray, epochs: int) -> tuple[float, float]:
-    """Throughput of `fit` after a warm-up epoch, and the training accuracy it reached."""
+def images_per_second(variant: Variant, images: np.ndarray, targets: np.ndarray, epochs: int,
+                      warmed_up: Callable[[], object] = lambda: None) -> tuple[float, float]:
+    """Throughput of `fit` after a warm-up epoch (then `warmed_up()`, which may wait for others), and the training
+    accuracy it reached."""
     keras.utils.set_random_seed(0)
     model = build(ModelConfig(mixed_precision=variant.mixed_precision, batch_size=variant.batch_size, layout=variant.layout))
     model.jit_compile = variant.jit_compile
@@ -95,6 +98,7 @@ def images_per_second(variant: Variant, images: np.ndarray, targets: np.ndarray,
     else:
         fit = lambda n: model.fit(images, targets, batch_size=variant.batch_size, epochs=n, verbose=0)
     fit(1)
+    warmed_up()
     started = time.perf_counter()
     history = fit(epochs)
     elapsed = time.perf_counter() - started
@@ -130,6 +134,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs per variant, after one warm-up epoch")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="TensorFlow intra-op threads")
     parser.add_argument("--only", default="", help="run only the variants whose name contains this text")
+    parser.add_argument("--results", default="training_throughput",
+                        help="the results file's name in docs/results/ (default: training_throughput)")
     results.add_table_option(parser)
     options = parser.parse_args()
     if options.table:
@@ -156,7 +162,7 @@ def main() -> None:
                "share_of_roof": rate * flop[variant.layout] / (roof * 1e9), "train_accuracy": accuracy}
         figures["variants"].append(row)
         print(variant_line(row), flush=True)
-    print(f"results: {results.write('training_throughput', figures, [])}")
+    print(f"results: {results.write(options.results, figures, [])}")
 
 
 if __name__ == "__main__":

@@ -70,3 +70,10 @@ def test_the_readme_quotes_the_search_overhead_from_its_results_file() -> None:
     figures = record["figures"]
     quoted = [f"{figures['median_ratio']:.2f}x the time on the medians", f"{figures['fastest_ratio']:.2f}x on the fastest epochs"]
     assert _readme_missing(quoted) == [], f"README.md does not quote docs/results/search_overhead.json ({record['date']})"
+
+
+def test_the_readme_quotes_the_study_searchers_ask_from_its_results_file() -> None:
+    record = results("study_scale")
+    first, last = record["figures"]["bands"][0], record["figures"]["bands"][-1]
+    quoted = [f"{last['ask_p50_ms']:.0f} ms p50, {last['ask_p99_ms']:.0f} ms p99 ({first['ask_p50_ms']:.1f} ms at the start)"]
+    assert _readme_missing(quoted) == [], f"README.md does not quote docs/results/study_scale.json ({record['date']})"
