@@ -77,3 +77,13 @@ def test_the_readme_quotes_the_study_searchers_ask_from_its_results_file() -> No
     first, last = record["figures"]["bands"][0], record["figures"]["bands"][-1]
     quoted = [f"{last['ask_p50_ms']:.0f} ms p50, {last['ask_p99_ms']:.0f} ms p99 ({first['ask_p50_ms']:.1f} ms at the start)"]
     assert _readme_missing(quoted) == [], f"README.md does not quote docs/results/study_scale.json ({record['date']})"
+
+
+def test_the_readme_quotes_the_scale_sweep_from_its_results_file() -> None:
+    record = results("scale")
+    rows = record["figures"]["sweep"]
+    cpu = sorted(row["driver_cpu_ms_per_result"] for row in rows)
+    quoted = [f"{rows[0]['concurrency']} to {rows[-1]['concurrency']} synthetic trials at once",
+              f"driver {cpu[0]:.0f}-{cpu[-1]:.0f} ms of CPU a result"]
+    assert sum(row["lost"] + row["duplicated"] for row in rows) == 0 or "nothing lost" not in (REPOSITORY / "README.md").read_text()
+    assert _readme_missing(quoted) == [], f"README.md does not quote docs/results/scale.json ({record['date']})"
