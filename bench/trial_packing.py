@@ -20,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import results
 
-from fmnist.config import LAYOUTS
+from fmnist.config import AUTO, LAYOUTS
 from fmnist.locations import DATA_DIR_HELP, resolve_data_dir
 
 
@@ -37,7 +37,7 @@ def measure_one(data_dir: str, layout: str, images: int, epochs: int, threads: i
     from fmnist.model import ModelConfig, one_hot, uses_bfloat16
 
     train = stratified_subset(load(data_dir, download=False).train, images, seed=0)
-    variant = Variant(layout, mixed_precision=uses_bfloat16(ModelConfig()), layout=layout)
+    variant = Variant(layout, mixed_precision=uses_bfloat16(ModelConfig(mixed_precision=AUTO)), layout=layout)
     rate, _ = images_per_second(variant, train.images, one_hot(train.labels), epochs, warmed_up=barrier.wait)
     answers.put(rate)
 
@@ -85,7 +85,7 @@ def main() -> int:
 
     cores = os.cpu_count() or 1
     figures: dict[str, Any] = {"images": options.images, "epochs": options.epochs, "cores": cores, "layouts": [],
-                               "precision": "mixed bfloat16" if uses_bfloat16(ModelConfig()) else "float32"}
+                               "precision": "mixed bfloat16" if uses_bfloat16(ModelConfig(mixed_precision=AUTO)) else "float32"}
     for layout in LAYOUTS:
         (whole,) = run_together(options, layout, 1, cores)
         packed = run_together(options, layout, cores, 1)
