@@ -16,6 +16,11 @@ def results(name: str) -> dict[str, Any]:
     return json.loads((RESULTS / f"{name}.json").read_text())
 
 
+def _readme_missing(quoted: list[str]) -> list[str]:
+    text = (REPOSITORY / "README.md").read_text()
+    return [figure for figure in quoted if figure not in text]
+
+
 def served(record: dict[str, Any], body: str, images: int, clients: int) -> dict[str, Any]:
     (row,) = [row for row in record["figures"]["served"]
               if (row["body"], row["images_per_request"], row["clients"]) == (body, images, clients)]
@@ -47,14 +52,8 @@ def test_the_readme_quotes_the_20_minute_search_and_its_first_point_from_their_r
     means = {row["searcher"]: row for row in record["figures"]["means"]}
     quoted = [f"{means['fmnist-tune']['mean_test_accuracy']:.2%} test accuracy after {means['fmnist-tune']['mean_trials']:g} configurations",
               f"trained alone {means['first-point']['mean_test_accuracy']:.2%}"]
-    text = (REPOSITORY / "README.md").read_text()
-    missing = [figure for figure in quoted if figure not in text]
+    missing = _readme_missing(quoted)
     assert missing == [], f"README.md does not quote docs/results/search_quality_20min.json ({record['date']}): {missing}"
-
-
-def _readme_missing(quoted: list[str]) -> list[str]:
-    text = (REPOSITORY / "README.md").read_text()
-    return [figure for figure in quoted if figure not in text]
 
 
 def test_the_readme_quotes_the_10_minute_comparison_from_its_results_file() -> None:
@@ -62,21 +61,24 @@ def test_the_readme_quotes_the_10_minute_comparison_from_its_results_file() -> N
     tests = {row["searcher"]: f"{row['mean_test_accuracy']:.2%}" for row in record["figures"]["means"]}
     quoted = [f"{tests['fmnist-tune']} test accuracy", f"plain Keras (the original CNN) {tests['original']}",
               f"random search {tests['random']}", f"Optuna {tests['optuna']}", f"KerasTuner {tests['kerastuner']}"]
-    assert _readme_missing(quoted) == [], f"README.md does not quote docs/results/search_quality_10min.json ({record['date']})"
+    missing = _readme_missing(quoted)
+    assert missing == [], f"README.md does not quote docs/results/search_quality_10min.json ({record['date']}): {missing}"
 
 
 def test_the_readme_quotes_the_search_overhead_from_its_results_file() -> None:
     record = results("search_overhead")
     figures = record["figures"]
     quoted = [f"{figures['median_ratio']:.2f}x the time on the medians", f"{figures['fastest_ratio']:.2f}x on the fastest epochs"]
-    assert _readme_missing(quoted) == [], f"README.md does not quote docs/results/search_overhead.json ({record['date']})"
+    missing = _readme_missing(quoted)
+    assert missing == [], f"README.md does not quote docs/results/search_overhead.json ({record['date']}): {missing}"
 
 
 def test_the_readme_quotes_the_study_searchers_ask_from_its_results_file() -> None:
     record = results("study_scale")
     first, last = record["figures"]["bands"][0], record["figures"]["bands"][-1]
     quoted = [f"{last['ask_p50_ms']:.0f} ms p50, {last['ask_p99_ms']:.0f} ms p99 ({first['ask_p50_ms']:.1f} ms at the start)"]
-    assert _readme_missing(quoted) == [], f"README.md does not quote docs/results/study_scale.json ({record['date']})"
+    missing = _readme_missing(quoted)
+    assert missing == [], f"README.md does not quote docs/results/study_scale.json ({record['date']}): {missing}"
 
 
 def test_the_readme_quotes_the_scale_sweep_from_its_results_file() -> None:
@@ -86,4 +88,5 @@ def test_the_readme_quotes_the_scale_sweep_from_its_results_file() -> None:
     quoted = [f"{rows[0]['concurrency']} to {rows[-1]['concurrency']} synthetic trials at once",
               f"driver {cpu[0]:.0f}-{cpu[-1]:.0f} ms of CPU a result"]
     assert sum(row["lost"] + row["duplicated"] for row in rows) == 0 or "nothing lost" not in (REPOSITORY / "README.md").read_text()
-    assert _readme_missing(quoted) == [], f"README.md does not quote docs/results/scale.json ({record['date']})"
+    missing = _readme_missing(quoted)
+    assert missing == [], f"README.md does not quote docs/results/scale.json ({record['date']}): {missing}"
