@@ -57,7 +57,7 @@ class SearchSettings:
     max_concurrent_trials: int | None = None
     """None (`auto`): as many trials as the cluster's CPUs hold at the trials' CPUs each."""
     cpus_per_trial: float | None = None
-    """None (`auto`): 1, which packs more images/s into a node than one trial on all its cores; for a time budget
+    """None (`auto`): 1, so a node runs a trial a core for ASHA to compare; for a time budget
     under `WHOLE_NODE_BUDGET_S`, a whole node; with GPUs, a GPU node's CPUs shared by the trials its GPUs hold."""
     gpus_per_trial: float = 0.0
     time_budget_s: float | None = None
