@@ -56,6 +56,14 @@ def test_the_readme_quotes_the_20_minute_search_and_its_first_point_from_their_r
     assert missing == [], f"README.md does not quote docs/results/search_quality_20min.json ({record['date']}): {missing}"
 
 
+def test_the_readme_quotes_the_60_minute_search_from_its_results_file() -> None:
+    record = results("search_quality_60min")
+    (search,) = [row for row in record["figures"]["means"] if row["searcher"] == "fmnist-tune"]
+    quoted = [f"{search['mean_test_accuracy']:.2%} test accuracy after {search['mean_trials']:g} trials"]
+    missing = _readme_missing(quoted)
+    assert missing == [], f"README.md does not quote docs/results/search_quality_60min.json ({record['date']}): {missing}"
+
+
 def test_the_readme_quotes_the_10_minute_comparison_from_its_results_file() -> None:
     record = results("search_quality_10min")
     tests = {row["searcher"]: f"{row['mean_test_accuracy']:.2%}" for row in record["figures"]["means"]}
