@@ -23,7 +23,6 @@ from tuning.runtime.stores import resolve_study_storage, resolve_tracking_uri
 from tuning.settings import (
     DEFAULT_TIME_BUDGET_S,
     UNTIL_BUDGET,
-    WHOLE_NODE_BUDGET_S,
     SearchSettings,
     flag,
 )
@@ -106,8 +105,8 @@ def build_parser() -> OneLineErrorParser:
     setting(search, "reduction_factor", "ASHA: keep 1/this of trials at each rung", type=float)
     setting(search, "max_concurrent_trials", "trials running at once, or auto: as many as the cluster's CPUs hold "
             "at --cpus-per-trial each (default: auto)", type=_or_auto(int, "an integer"))
-    setting(search, "cpus_per_trial", "CPUs reserved by each trial, or auto: 1, or a whole node when "
-            f"--time-budget-s is under {WHOLE_NODE_BUDGET_S:g} (default: auto)", type=_or_auto(float, "a number"))
+    setting(search, "cpus_per_trial", "CPUs reserved by each trial, or auto: a whole node with "
+            "--time-budget-s, else 1 (default: auto)", type=_or_auto(float, "a number"))
     setting(search, "gpus_per_trial", "GPUs reserved by each trial", type=float)
     setting(search, "time_budget_s", "stop starting and running trials after this many seconds", type=float)
     setting(search, "seed", "seed of the TPE sampler, the split and the trials", type=int)

@@ -24,9 +24,6 @@ UNTIL_BUDGET = -1
 """`num_samples` of a search that starts trials until its time budget ends (Tune's -1)."""
 DEFAULT_TIME_BUDGET_S = 1200.0
 """The budget of a search given neither --time-budget-s nor --num-samples: a first run that ends when it says."""
-WHOLE_NODE_BUDGET_S = 2700.0
-"""Below this time budget, `--cpus-per-trial auto` gives each trial a whole node: too short a search for many
-trials, so the first (a measured good point) trains as many epochs as it can (docs/benchmarks.md, "Packing")."""
 MIN_TRAIN_SIZE = 100  # a class-balanced subset needs a few images of each of the 10 classes
 
 WHERE_IT_RUNS = frozenset({"address", "tracking_uri", "storage_path", "max_failures", "wait_for_nodes_s"})
@@ -57,8 +54,9 @@ class SearchSettings:
     max_concurrent_trials: int | None = None
     """None (`auto`): as many trials as the cluster's CPUs hold at the trials' CPUs each."""
     cpus_per_trial: float | None = None
-    """None (`auto`): 1, so a node runs a trial a core for ASHA to compare; for a time budget
-    under `WHOLE_NODE_BUDGET_S`, a whole node; with GPUs, a GPU node's CPUs shared by the trials its GPUs hold."""
+    """None (`auto`): with a time budget, a whole node, since trials a core train no more images a second in all
+    (docs/benchmarks.md, "Packing trials on 2 cores") and each result reaches TPE sooner; without one, 1, so a node
+    runs a trial a core for ASHA to compare; with GPUs, a GPU node's CPUs shared by the trials its GPUs hold."""
     gpus_per_trial: float = 0.0
     time_budget_s: float | None = None
     seed: int = 0
@@ -109,13 +107,12 @@ class SearchSettings:
 
     def trial_cpus(self, smallest_node_cpus: float, cpus_per_gpu_trial: float = 1.0) -> float:
         """`cpus_per_trial`, or for `auto`: with GPUs, `cpus_per_gpu_trial` (a GPU node's CPUs shared by the trials
-        its GPUs hold); else 1, or a whole node (the smallest with CPUs) for a short time budget."""
+        its GPUs hold); else a whole node (the smallest with CPUs) on a time budget, 1 without one."""
         if self.cpus_per_trial is not None:
             return self.cpus_per_trial
         if self.gpus_per_trial > 0:
             return cpus_per_gpu_trial
-        short_budget = self.time_budget_s is not None and self.time_budget_s < WHOLE_NODE_BUDGET_S
-        return max(1.0, smallest_node_cpus) if short_budget else 1.0
+        return max(1.0, smallest_node_cpus) if self.time_budget_s is not None else 1.0
 
     def concurrent_trials(self, cluster_cpus: float, trial_cpus: float, cluster_gpus: float = 0.0) -> int:
         """`max_concurrent_trials`, or for `auto` how many trials the cluster's CPUs (and GPUs, when trials ask for

@@ -10,7 +10,7 @@ import pytest
 
 from tuning import cli
 from tuning.saved_search import STATE_FILE, SavedSearch, SavedSearchError
-from tuning.settings import DEFAULT_TIME_BUDGET_S, UNTIL_BUDGET, WHOLE_NODE_BUDGET_S, SearchSettings, SettingsError
+from tuning.settings import DEFAULT_TIME_BUDGET_S, UNTIL_BUDGET, SearchSettings, SettingsError
 
 
 def new_settings(*argv: str) -> SearchSettings:
@@ -105,10 +105,10 @@ def test_auto_concurrency_packs_one_trial_per_reserved_cpus() -> None:
     assert new_settings("--max-concurrent-trials", "3").concurrent_trials(cluster_cpus=2, trial_cpus=1) == 3
 
 
-def test_auto_cpus_give_each_trial_one_cpu_or_for_a_short_budget_a_whole_node() -> None:
+def test_auto_cpus_give_each_trial_a_whole_node_on_a_time_budget_else_one_cpu() -> None:
     assert new_settings("--num-samples", "10").trial_cpus(smallest_node_cpus=4) == 1
     assert new_settings().trial_cpus(smallest_node_cpus=4) == 4, "the default 20-minute budget: a whole node a trial"
-    assert new_settings("--time-budget-s", str(WHOLE_NODE_BUDGET_S)).trial_cpus(smallest_node_cpus=4) == 1
+    assert new_settings("--time-budget-s", "3600").trial_cpus(smallest_node_cpus=4) == 4, "an hour too"
     assert new_settings("--time-budget-s", "1200").trial_cpus(smallest_node_cpus=4) == 4
     assert new_settings("--time-budget-s", "1800").trial_cpus(smallest_node_cpus=4) == 4
     assert new_settings("--time-budget-s", "1200", "--cpus-per-trial", "auto").trial_cpus(smallest_node_cpus=2) == 2
