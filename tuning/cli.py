@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from fmnist.command_line import OneLineErrorParser
 from fmnist.locations import DATA_DIR_HELP
 from tuning.optimization import objective
+from tuning.optimization.space import space_file
 from tuning.runtime.command_line import STUDY_STORAGE_HELP, TRACKING_URI_HELP
 from tuning.runtime.stores import resolve_study_storage, resolve_tracking_uri
 from tuning.settings import (
@@ -92,7 +93,8 @@ def build_parser() -> OneLineErrorParser:
         group.add_argument(flag(name), dest=name, help=help_text + shown, **kwargs)
 
     space = parser.add_argument_group("search space and data")
-    setting(space, "config", "search-space YAML file")
+    setting(space, "config", "search-space YAML file, or a packaged space: default (both layouts) or original (the "
+            "original layout alone, trials about 4x as fast)", type=space_file)
     setting(space, "data_dir", DATA_DIR_HELP)
     setting(space, "train_size", "train on a class-balanced subset of this many images (validation stays the same)", type=int)
     setting(space, "validation_fraction", "share of the training file held out for validation (the same images for every search)", type=float)

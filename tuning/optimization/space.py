@@ -36,6 +36,8 @@ from fmnist.config import AUTO, SETTINGS_WITH_AUTO, ModelConfig
 
 DEFAULT_SPACE_FILE = Path(__file__).parents[1] / "search_space.yaml"
 """The search space a search uses without --config."""
+PACKAGED_SPACES = {"default": DEFAULT_SPACE_FILE, "original": Path(__file__).parents[1] / "search_space_original.yaml"}
+"""The spaces shipped with the package, by the name `--config` takes for each."""
 
 DISTRIBUTIONS = {
     "uniform": ("low", "high"),
@@ -74,6 +76,13 @@ class SearchSpace:
     def first_trials(self) -> list[dict[str, Any]]:
         """The searched settings of each point to evaluate: the first trials of a new study, in order."""
         return [{**self.baseline(), **point} for point in self.points_to_evaluate]
+
+
+def space_file(name_or_path: str) -> str:
+    """The file of a packaged space named `name_or_path`, unless a file of that name exists; else the path as given."""
+    if name_or_path in PACKAGED_SPACES and not Path(name_or_path).exists():
+        return str(PACKAGED_SPACES[name_or_path])
+    return name_or_path
 
 
 def load_space(path: str | Path = DEFAULT_SPACE_FILE) -> SearchSpace:

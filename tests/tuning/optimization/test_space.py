@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from tuning.optimization.space import DEFAULT_SPACE_FILE, SearchSpaceError, load_space, write_with_points
+from tuning.optimization.space import (
+    DEFAULT_SPACE_FILE,
+    PACKAGED_SPACES,
+    SearchSpaceError,
+    load_space,
+    space_file,
+    write_with_points,
+)
 
 
 def test_default_space_covers_the_model_and_contains_the_baseline() -> None:
@@ -29,6 +36,25 @@ def test_default_search_starts_from_a_measured_good_point_then_the_original() ->
     assert original == load_space(DEFAULT_SPACE_FILE).baseline()
     assert measured["lr_schedule"] == "cosine" and (measured["layout"], original["layout"]) == ("full_resolution", "original")
     assert {name for name in original if original[name] != measured[name]} >= {"optimizer", "learning_rate", "label_smoothing"}
+
+
+def test_the_original_space_is_the_default_one_in_the_original_layout_alone() -> None:
+    default, original = load_space(DEFAULT_SPACE_FILE), load_space(space_file("original"))
+    assert original.fixed["layout"] == "original" and "layout" not in original.distributions
+    assert original.distributions == {name: spec for name, spec in default.distributions.items() if name != "layout"}
+    first, second = original.first_trials()
+    assert first == original.baseline(), "the original CNN first"
+    assert second["lr_schedule"] == "cosine" and second["filters_1"] == 64
+
+
+def test_config_takes_a_packaged_spaces_name_unless_a_file_of_that_name_exists(tmp_path: Path,
+                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    assert space_file("default") == str(DEFAULT_SPACE_FILE)
+    assert space_file("original") == str(PACKAGED_SPACES["original"])
+    assert space_file("mine.yaml") == "mine.yaml"
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "original").write_text("search_space: {}\n")
+    assert space_file("original") == "original"
 
 
 def test_learning_rate_is_searched_on_a_log_scale() -> None:
