@@ -64,6 +64,15 @@ def test_the_readme_quotes_the_60_minute_search_from_its_results_file() -> None:
     assert missing == [], f"README.md does not quote docs/results/search_quality_60min.json ({record['date']}): {missing}"
 
 
+def test_the_readme_quotes_the_10_minute_same_start_run_from_its_results_file() -> None:
+    record = results("search_quality_10min_same_start")
+    means = {row["searcher"]: row for row in record["figures"]["means"]}
+    quoted = [f"{means['fmnist-tune']['mean_test_accuracy']:.2%} test accuracy after {means['fmnist-tune']['mean_trials']:g} trials",
+              f"the first point alone {means['first-point']['mean_test_accuracy']:.2%}"]
+    missing = _readme_missing(quoted)
+    assert missing == [], f"README.md does not quote docs/results/search_quality_10min_same_start.json ({record['date']}): {missing}"
+
+
 def test_the_readme_quotes_the_10_minute_comparison_from_its_results_file() -> None:
     record = results("search_quality_10min")
     tests = {row["searcher"]: f"{row['mean_test_accuracy']:.2%}" for row in record["figures"]["means"]}
