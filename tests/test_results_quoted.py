@@ -47,30 +47,28 @@ def test_every_results_file_says_where_and_how_it_was_measured() -> None:
         assert record["command"].startswith("python bench/") and record["host"]["cores"] >= 1, path.name
 
 
-def test_the_readme_quotes_the_20_minute_search_and_its_first_point_from_their_results_file() -> None:
-    record = results("search_quality_20min")
-    means = {row["searcher"]: row for row in record["figures"]["means"]}
-    quoted = [f"{means['fmnist-tune']['mean_test_accuracy']:.2%} test accuracy after {means['fmnist-tune']['mean_trials']:g} configurations",
-              f"trained alone {means['first-point']['mean_test_accuracy']:.2%}"]
+SEARCH_QUOTES = {
+    "search_quality_20min": ["{fmnist-tune.test} test accuracy after {fmnist-tune.trials} configurations",
+                             "trained alone {first-point.test}"],
+    "search_quality_60min": ["{fmnist-tune.test} test accuracy after {fmnist-tune.trials} trials"],
+    "search_quality_10min_same_start": ["{fmnist-tune.test} test accuracy after {fmnist-tune.trials} trials",
+                                        "the first point alone {first-point.test}"],
+}
+"""Each search-quality results file the README's table quotes, and how: `{SEARCHER.test}` is the searcher's mean test
+accuracy, `{SEARCHER.trials}` its mean trials."""
+
+
+@pytest.mark.parametrize("name", list(SEARCH_QUOTES))
+def test_the_readme_quotes_each_search_quality_run_from_its_results_file(name: str) -> None:
+    record = results(name)
+    quoted = []
+    for template in SEARCH_QUOTES[name]:
+        for row in record["figures"]["means"]:
+            template = template.replace(f"{{{row['searcher']}.test}}", f"{row['mean_test_accuracy']:.2%}")
+            template = template.replace(f"{{{row['searcher']}.trials}}", f"{row['mean_trials']:g}")
+        quoted.append(template)
     missing = _readme_missing(quoted)
-    assert missing == [], f"README.md does not quote docs/results/search_quality_20min.json ({record['date']}): {missing}"
-
-
-def test_the_readme_quotes_the_60_minute_search_from_its_results_file() -> None:
-    record = results("search_quality_60min")
-    (search,) = [row for row in record["figures"]["means"] if row["searcher"] == "fmnist-tune"]
-    quoted = [f"{search['mean_test_accuracy']:.2%} test accuracy after {search['mean_trials']:g} trials"]
-    missing = _readme_missing(quoted)
-    assert missing == [], f"README.md does not quote docs/results/search_quality_60min.json ({record['date']}): {missing}"
-
-
-def test_the_readme_quotes_the_10_minute_same_start_run_from_its_results_file() -> None:
-    record = results("search_quality_10min_same_start")
-    means = {row["searcher"]: row for row in record["figures"]["means"]}
-    quoted = [f"{means['fmnist-tune']['mean_test_accuracy']:.2%} test accuracy after {means['fmnist-tune']['mean_trials']:g} trials",
-              f"the first point alone {means['first-point']['mean_test_accuracy']:.2%}"]
-    missing = _readme_missing(quoted)
-    assert missing == [], f"README.md does not quote docs/results/search_quality_10min_same_start.json ({record['date']}): {missing}"
+    assert missing == [], f"README.md does not quote docs/results/{name}.json ({record['date']}): {missing}"
 
 
 def test_the_readme_quotes_the_10_minute_comparison_from_its_results_file() -> None:
