@@ -12,6 +12,7 @@ images, so the champion's choice may take any trial.
 from __future__ import annotations
 
 import json
+import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,8 +38,8 @@ class Fidelity:
 
 
 class ScreeningSearcher(Searcher):
-    """Proposes screening trials from `screen` until `screen_until` (`time.time()`), then the `promoted` best of them,
-    then whatever `full` proposes; every result goes to the searcher whose trial it is."""
+    """Proposes screening trials from `screen` while another is expected to end by `screen_until` (`time.time()`), then
+    the `promoted` best of them, then whatever `full` proposes; every result goes to the searcher whose trial it is."""
 
     def __init__(
         self, screen: StoredStudySearcher, full: StoredStudySearcher, fidelity: Fidelity, *, screen_until: float | None,
@@ -50,6 +51,10 @@ class ScreeningSearcher(Searcher):
         """Not pickled: a resumed search has a budget of its own, and promotes at once if it was still screening."""
         self._promoted = promoted
         self._screening = True
+        self._screen_started: dict[str, float] = {}
+        """Each running screening trial's start (`time.time()`)."""
+        self._screen_seconds: list[float] = []
+        """The wall-clock seconds of each screening trial that ended, start-up included."""
 
     @property
     def screening(self) -> bool:
@@ -61,13 +66,21 @@ class ScreeningSearcher(Searcher):
         return False
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
-        if self._screening and self._screen_until is not None and time.time() < self._screen_until:
+        if self._screening and self._another_screening_trial_fits():
             suggestion = self._screen.suggest(trial_id)
             if isinstance(suggestion, dict):
+                self._screen_started[trial_id] = time.time()
                 return {**suggestion, **self._fidelity.config()}
         if self._screening:
             self._promote()
         return self._full.suggest(trial_id)
+
+    def _another_screening_trial_fits(self) -> bool:
+        """True while a screening trial started now, as long as the mean of those that ended, ends within the share."""
+        if self._screen_until is None:
+            return False
+        expected_s = statistics.fmean(self._screen_seconds) if self._screen_seconds else 0.0
+        return time.time() + expected_s < self._screen_until
 
     def _promote(self) -> None:
         """Queue the screening study's best finished configurations first in the full study, best first, in its
@@ -83,6 +96,9 @@ class ScreeningSearcher(Searcher):
         self._full.on_trial_result(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        started = self._screen_started.pop(trial_id, None)
+        if started is not None and not error:
+            self._screen_seconds.append(time.time() - started)
         self._screen.on_trial_complete(trial_id, result, error)
         self._full.on_trial_complete(trial_id, result, error)
 

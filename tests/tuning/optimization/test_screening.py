@@ -81,6 +81,19 @@ def test_screening_trials_train_cheaply_in_their_own_study_then_the_best_train_i
     assert all(trial.state == TrialState.COMPLETE and trial.last_step == FULL_EPOCHS for trial in full.trials)
 
 
+def test_screening_starts_no_trial_it_expects_to_end_after_its_share(tmp_path: Path) -> None:
+    screen_until = time.time() + 6.0
+    searcher = _searcher(tmp_path, screen_until, promoted=1)
+    first = searcher.suggest("screen_0")
+    time.sleep(0.6 * (screen_until - time.time()))  # the trial trains: another as long would end after the share
+    searcher.on_trial_complete("screen_0", {"val_accuracy": first["quality"], "training_iteration": 1,  # type: ignore[index]
+                                            "planned_epochs": FIDELITY.epochs})
+    assert time.time() < screen_until, "the share ended: the test's clock is too short for this host"
+    promoted = searcher.suggest("full_0")
+    assert isinstance(promoted, dict) and SCREEN_IMAGES_KEY not in promoted and promoted["quality"] == 0.3
+    assert not searcher.screening
+
+
 def test_a_search_resumed_while_screening_promotes_at_once(tmp_path: Path) -> None:
     searcher = _searcher(tmp_path, screen_until=time.time() + 3600)
     for index in range(3):
