@@ -28,8 +28,9 @@ from tests.platform.running_platform import (
 )
 
 pytestmark = pytest.mark.docker
-SMALL_SEARCH = ["--storage-path", "/results", "--train-size", "4000", "--num-samples", "4", "--max-epochs", "2",
-                "--grace-period", "2", "--max-concurrent-trials", "3"]
+# the original layout's space: its trials train in seconds a core, where the default space's full-resolution ones take minutes
+SMALL_SEARCH = ["--storage-path", "/results", "--config", "original", "--train-size", "4000", "--num-samples", "4",
+                "--max-epochs", "2", "--grace-period", "2", "--max-concurrent-trials", "3"]
 OUTAGE_S = 60
 T = TypeVar("T")
 
