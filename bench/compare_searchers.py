@@ -13,7 +13,7 @@ whole budget, its epochs (and cosine schedule) fitted to it as a search's trial 
 Reads every run's best validation accuracy so far over wall time, counted from its launch, and prints it at 5, 10,
 20, 30, 40, 50 and 60 minutes (those within the budget) and at the budget's end, the times to reach --targets, the
 number of trials and the test accuracy of its best model (a peer's best epoch, the search's registered champion),
-then each searcher's mean over the seeds. Writes docs/results/search_quality_<minutes>min.json and plots to --plot.
+then each searcher's mean over the seeds, and which screening trial a screened search promoted. Writes docs/results/search_quality_<minutes>min.json and plots to --plot.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import mlflow
 import results
 
 from fmnist.locations import DATA_DIR_HELP, resolve_data_dir
-from tuning.optimization.objective import TRIAL_NAME_PREFIXES
+from tuning.optimization.objective import FIDELITY_KEYS, SCREEN_NAME_PREFIX, TRIAL_NAME_PREFIX, TRIAL_NAME_PREFIXES
 from tuning.optimization.space import write_with_points
 from tuning.settings import SearchSettings
 
@@ -58,6 +58,8 @@ class Curve:
     epochs: list[tuple[float, float, str]]
     test_accuracy: float | None
     steal: float | None
+    promoted: str | None = None
+    """A screened search's screening trial whose configuration trained first on all the images (`screen-<n>`)."""
 
     def best_by(self, seconds: float) -> float | None:
         """Best validation accuracy of the epochs finished within `seconds` of launch."""
@@ -153,7 +155,26 @@ def finished_search_curve(
         for path in curve_files(experiment_dir)
         for result in map(json.loads, path.read_text().splitlines())
     ]
-    return Curve(launched, sorted(epochs), parents[0].data.metrics.get("test_accuracy") if parents else None, steal)
+    return Curve(launched, sorted(epochs), parents[0].data.metrics.get("test_accuracy") if parents else None, steal,
+                 promoted_screening_trial(experiment_dir))
+
+
+def promoted_screening_trial(experiment_dir: Path) -> str | None:
+    """The screening trial (`screen-<n>`) whose configuration the first full-data trial trained, or None when the
+    search did not screen or trained none: a same-start search's `screen-0` is the space's first point."""
+    first_results = {path.parent.name: json.loads(path.read_text().splitlines()[0])
+                     for path in curve_files(experiment_dir) if path.read_text().strip()}
+
+    def model_config(name: str) -> dict[str, Any]:
+        return {key: value for key, value in first_results[name]["config"].items() if key not in FIDELITY_KEYS}
+
+    full = sorted((result["timestamp"], name) for name, result in first_results.items() if name.startswith(TRIAL_NAME_PREFIX))
+    if not full:
+        return None
+    promoted = model_config(full[0][1])
+    screened = sorted((int(name.removeprefix(SCREEN_NAME_PREFIX)), name) for name in first_results
+                      if name.startswith(SCREEN_NAME_PREFIX))
+    return next((name for _, name in screened if model_config(name) == promoted), None)
 
 
 def curve_files(experiment_dir: Path) -> list[Path]:
@@ -243,7 +264,8 @@ def write_results(curves: dict[Run, Curve], options: argparse.Namespace) -> Path
     runs = [{"searcher": run.searcher, "arm": run.arm, "seed": run.seed,
              "best_validation_by_minute": {f"{minutes:g}": curve.best_by(minutes * 60) for minutes in readings},
              "test_accuracy": curve.test_accuracy, "trials": curve.trials_by(options.budget_s),
-             "epochs": len(curve.epochs), "steal": curve.steal} for run, curve in curves.items()]
+             "epochs": len(curve.epochs), "steal": curve.steal,
+             **({"promoted": curve.promoted} if curve.promoted else {})} for run, curve in curves.items()]
     means = mean_rows(curves, options.budget_s)
     ours = {row["arm"]: row["mean_test_accuracy"] for row in means if row["searcher"] == "fmnist-tune"}
     checks = [
@@ -311,7 +333,8 @@ def main() -> None:
             runner = run_fmnist_tune if run.searcher == "fmnist-tune" else run_peer
             curve = curves[run] = runner(run, Path(scratch), options)
             print(f"{run.label}: best {_percent(curve.best_by(options.budget_s))}, test {_percent(curve.test_accuracy)}, "
-                  f"{len(curve.epochs)} epochs in {curve.trials_by(options.budget_s)} trials", flush=True)
+                  f"{len(curve.epochs)} epochs in {curve.trials_by(options.budget_s)} trials"
+                  + (f", {curve.promoted} promoted" if curve.promoted else ""), flush=True)
     print_table({run.label: curve for run, curve in curves.items()}, options)
     print("\nmeans over seeds")
     for row in mean_rows(curves, options.budget_s):

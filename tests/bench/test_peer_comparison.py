@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import optuna
 
+from tuning.optimization.objective import SCREEN_EPOCHS_KEY, SCREEN_IMAGES_KEY, TRIAL_NUMBER_KEY
 from tuning.optimization.space import load_space
 
 
@@ -44,3 +49,21 @@ def test_each_seed_runs_both_arms_then_the_plain_keras_controls_once() -> None:
         "fmnist-tune cold s1", "optuna cold s1", "fmnist-tune same-start s1", "optuna same-start s1", "original control s1",
     ]
 
+
+
+def _write_first_result(experiment_dir: Path, name: str, config: dict[str, Any], timestamp: float) -> None:
+    (experiment_dir / name).mkdir(parents=True)
+    (experiment_dir / name / "result.json").write_text(json.dumps({"timestamp": timestamp, "val_accuracy": 0.9, "config": config}) + "\n")
+
+
+def test_the_results_name_the_screening_trial_whose_configuration_trained_first_on_all_the_images(tmp_path: Path) -> None:
+    from compare_searchers import promoted_screening_trial
+
+    first_point, original = load_space().first_trials()
+    fidelity = {SCREEN_IMAGES_KEY: 27000, SCREEN_EPOCHS_KEY: 2}
+    for number, config in enumerate([first_point, original] * 6):  # screen-10 sorts before screen-2 by name
+        _write_first_result(tmp_path, f"screen-{number}", {**config, **fidelity, TRIAL_NUMBER_KEY: number}, 100.0 + number)
+    assert promoted_screening_trial(tmp_path) is None, "no full-data trial yet"
+    _write_first_result(tmp_path, "trial-1", {**first_point, TRIAL_NUMBER_KEY: 1}, 300.0)
+    _write_first_result(tmp_path, "trial-0", {**original, TRIAL_NUMBER_KEY: 0}, 200.0)
+    assert promoted_screening_trial(tmp_path) == "screen-1"
