@@ -62,7 +62,8 @@ def finish(job_id: str) -> None:
 
 
 def assert_nothing_lost(name: str) -> None:
-    """One FINISHED MLflow run per trial, whose `val_accuracy` history is exactly the trial's epochs, and a test score."""
+    """One FINISHED MLflow run per trial, whose `val_accuracy` history holds each of the trial's epochs once, up to its
+    last in Tune's results, and a test score."""
     wait_for(lambda: http_status(url("MLFLOW_PORT", "5000", "/health")) == 200, 300, "MLflow")
     api, login = url("MLFLOW_PORT", "5000", "/api/2.0/mlflow"), mlflow_login()
     experiment_id = http_json(f"{api}/experiments/get-by-name?experiment_name=fmnist-tune", headers=login)["experiment"]["experiment_id"]
@@ -77,8 +78,10 @@ def assert_nothing_lost(name: str) -> None:
         assert run["info"]["status"] == "FINISHED", run["info"]
         history = http_json(f"{api}/metrics/get-history?run_id={run['info']['run_id']}&metric_key=val_accuracy",
                             headers=login)["metrics"]
-        steps = sorted(point["step"] for point in history)
-        assert steps == sorted(set(trials[run["info"]["run_name"]])) == list(range(1, len(steps) + 1)), (run["info"], steps)
+        steps, tune_steps = sorted(point["step"] for point in history), set(trials[run["info"]["run_name"]])
+        # each epoch once, in order, up to Tune's last; a worker killed between a trial's report and the driver's
+        # receipt leaves that epoch (checkpointed, logged by the trial) in MLflow but not in Tune's result file
+        assert steps == list(range(1, max(tune_steps) + 1)) and tune_steps <= set(steps), (run["info"], steps, sorted(tune_steps))
 
 
 def search_through(kind: str, fault: Callable[[str], T], epochs_before: int = 1) -> T:
