@@ -13,7 +13,8 @@ whole budget, its epochs (and cosine schedule) fitted to it as a search's trial 
 Reads every run's best validation accuracy so far over wall time, counted from its launch, and prints it at 5, 10,
 20, 30, 40, 50 and 60 minutes (those within the budget) and at the budget's end, the times to reach --targets, the
 number of trials and the test accuracy of its best model (a peer's best epoch, the search's registered champion),
-then each searcher's mean over the seeds, and which screening trial a screened search promoted. Writes docs/results/search_quality_<minutes>min.json and plots to --plot.
+then each searcher's mean over the seeds, and which screening trial a screened search promoted. Writes
+docs/results/search_quality_<minutes>min.json and plots to --plot.
 """
 
 from __future__ import annotations
@@ -150,20 +151,19 @@ def finished_search_curve(
     parents = mlflow.search_runs(experiment_names=["fmnist-tune"], filter_string=f"tags.mlflow.runName = '{name}'", output_format="list")
     if launched is None:
         launched = parents[0].info.start_time / 1000
-    epochs = [
-        (result["timestamp"] - launched, result["val_accuracy"], result["trial_id"])
-        for path in curve_files(experiment_dir)
-        for result in map(json.loads, path.read_text().splitlines())
-    ]
+    trial_results = {path.parent.name: [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+                     for path in curve_files(experiment_dir)}
+    epochs = [(result["timestamp"] - launched, result["val_accuracy"], result["trial_id"])
+              for results_of_trial in trial_results.values() for result in results_of_trial]
+    first_results = {trial: results_of_trial[0] for trial, results_of_trial in trial_results.items() if results_of_trial}
     return Curve(launched, sorted(epochs), parents[0].data.metrics.get("test_accuracy") if parents else None, steal,
-                 promoted_screening_trial(experiment_dir))
+                 promoted_screening_trial(first_results))
 
 
-def promoted_screening_trial(experiment_dir: Path) -> str | None:
-    """The screening trial (`screen-<n>`) whose configuration the first full-data trial trained, or None when the
-    search did not screen or trained none: a same-start search's `screen-0` is the space's first point."""
-    first_results = {path.parent.name: json.loads(path.read_text().splitlines()[0])
-                     for path in curve_files(experiment_dir) if path.read_text().strip()}
+def promoted_screening_trial(first_results: dict[str, dict[str, Any]]) -> str | None:
+    """Of a search's trials' first results by trial name, the screening trial (`screen-<n>`) whose configuration the
+    first full-data trial trained, or None when the search did not screen or trained none: a same-start search's
+    `screen-0` is the space's first point."""
 
     def model_config(name: str) -> dict[str, Any]:
         return {key: value for key, value in first_results[name]["config"].items() if key not in FIDELITY_KEYS}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import optuna
@@ -50,20 +48,19 @@ def test_each_seed_runs_both_arms_then_the_plain_keras_controls_once() -> None:
     ]
 
 
+def _first_result(config: dict[str, Any], timestamp: float) -> dict[str, Any]:
+    """The fields of a trial's first line in Tune's `result.json` that the comparison reads."""
+    return {"timestamp": timestamp, "val_accuracy": 0.9, "config": config}
 
-def _write_first_result(experiment_dir: Path, name: str, config: dict[str, Any], timestamp: float) -> None:
-    (experiment_dir / name).mkdir(parents=True)
-    (experiment_dir / name / "result.json").write_text(json.dumps({"timestamp": timestamp, "val_accuracy": 0.9, "config": config}) + "\n")
 
-
-def test_the_results_name_the_screening_trial_whose_configuration_trained_first_on_all_the_images(tmp_path: Path) -> None:
+def test_the_results_name_the_screening_trial_whose_configuration_trained_first_on_all_the_images() -> None:
     from compare_searchers import promoted_screening_trial
 
     first_point, original = load_space().first_trials()
     fidelity = {SCREEN_IMAGES_KEY: 27000, SCREEN_EPOCHS_KEY: 2}
-    for number, config in enumerate([first_point, original] * 6):  # screen-10 sorts before screen-2 by name
-        _write_first_result(tmp_path, f"screen-{number}", {**config, **fidelity, TRIAL_NUMBER_KEY: number}, 100.0 + number)
-    assert promoted_screening_trial(tmp_path) is None, "no full-data trial yet"
-    _write_first_result(tmp_path, "trial-1", {**first_point, TRIAL_NUMBER_KEY: 1}, 300.0)
-    _write_first_result(tmp_path, "trial-0", {**original, TRIAL_NUMBER_KEY: 0}, 200.0)
-    assert promoted_screening_trial(tmp_path) == "screen-1"
+    first_results = {f"screen-{number}": _first_result({**config, **fidelity, TRIAL_NUMBER_KEY: number}, 100.0 + number)
+                     for number, config in enumerate([first_point, original] * 6)}  # screen-10 sorts before screen-2 by name
+    assert promoted_screening_trial(first_results) is None, "no full-data trial yet"
+    first_results["trial-1"] = _first_result({**first_point, TRIAL_NUMBER_KEY: 1}, 300.0)
+    first_results["trial-0"] = _first_result({**original, TRIAL_NUMBER_KEY: 0}, 200.0)
+    assert promoted_screening_trial(first_results) == "screen-1"
