@@ -14,7 +14,7 @@ Reads every run's best validation accuracy so far over wall time, counted from i
 20, 30, 40, 50 and 60 minutes (those within the budget) and at the budget's end, the times to reach --targets, the
 number of trials and the test accuracy of its best model (a peer's best epoch, the search's registered champion),
 then each searcher's mean over the seeds, and which screening trial a screened search promoted. Writes
-docs/results/search_quality_<minutes>min.json and plots to --plot.
+docs/results/search_quality_<minutes>min.json (or --results NAME) and plots to --plot.
 """
 
 from __future__ import annotations
@@ -258,7 +258,7 @@ def mean_rows(curves: dict[Run, Curve], budget_s: float) -> list[dict[str, objec
 
 
 def write_results(curves: dict[Run, Curve], options: argparse.Namespace) -> Path:
-    """docs/results/search_quality_<minutes>min.json: every run's curve readings and each searcher's means, with
+    """docs/results/<--results>.json (search_quality_<minutes>min by default): every run's curve readings and each searcher's means, with
     the check that fmnist-tune's mean test accuracy beats every other searcher's and control's."""
     readings = [minutes for minutes in READ_AT_MINUTES if minutes * 60 < options.budget_s] + [options.budget_s / 60]
     runs = [{"searcher": run.searcher, "arm": run.arm, "seed": run.seed,
@@ -275,7 +275,7 @@ def write_results(curves: dict[Run, Curve], options: argparse.Namespace) -> Path
     ]
     figures = {"budget_minutes": options.budget_s / 60, "max_epochs": options.max_epochs,
                "control_epochs": "fitted to the budget", "runs": runs, "means": means}
-    return results.write(f"search_quality_{options.budget_s / 60:g}min", figures, checks)
+    return results.write(options.results or f"search_quality_{options.budget_s / 60:g}min", figures, checks)
 
 
 def markdown_table(record: dict[str, Any]) -> str:
@@ -310,6 +310,8 @@ def main() -> None:
     parser.add_argument("--seeds", default="0", help="comma-separated seeds; each searcher runs once a seed")
     parser.add_argument("--data-dir", default=str(resolve_data_dir()), help=DATA_DIR_HELP)
     parser.add_argument("--plot", type=Path, default=Path("docs/compare_searchers.png"))
+    parser.add_argument("--results", default=None,
+                        help="the results file's name in docs/results/ (default: search_quality_<minutes>min)")
     results.add_table_option(parser)
     options = parser.parse_args()
     if options.table:
