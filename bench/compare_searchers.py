@@ -14,7 +14,8 @@ Reads every run's best validation accuracy so far over wall time, counted from i
 20, 30, 40, 50 and 60 minutes (those within the budget) and at the budget's end, the times to reach --targets, the
 number of trials and the test accuracy of its best model (a peer's best epoch, the search's registered champion),
 then each searcher's mean over the seeds, and which screening trial a screened search promoted. Writes
-docs/results/search_quality_<minutes>min.json (or --results NAME) and plots to --plot.
+docs/results/search_quality_<minutes>min.json (or --results NAME) and plots to --plot; --keep-studies DIR keeps each
+search's Optuna studies.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -138,6 +140,9 @@ def run_fmnist_tune(run: Run, workdir: Path, options: argparse.Namespace) -> Cur
         command += ["--train-size", str(options.train_size)]
     environment = {key: value for key, value in os.environ.items() if key not in ("MLFLOW_TRACKING_URI", "OPTUNA_STORAGE", "RAY_ADDRESS")}
     subprocess.run(command, cwd=workdir, env=environment, check=True, stdout=subprocess.DEVNULL, timeout=options.budget_s + END_GRACE_S)
+    if options.keep_studies:  # the studies outlive the scratch folder, for importances and optuna-dashboard
+        options.keep_studies.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(workdir / "optuna.db", options.keep_studies / f"{run.searcher}-{run.arm}-s{run.seed}.db")
     return finished_search_curve(workdir / "results" / "compare", f"sqlite:///{workdir / 'mlflow.db'}", "compare",
                                  launched, steal_since(counters))
 
@@ -310,6 +315,8 @@ def main() -> None:
     parser.add_argument("--seeds", default="0", help="comma-separated seeds; each searcher runs once a seed")
     parser.add_argument("--data-dir", default=str(resolve_data_dir()), help=DATA_DIR_HELP)
     parser.add_argument("--plot", type=Path, default=Path("docs/compare_searchers.png"))
+    parser.add_argument("--keep-studies", type=Path, default=None,
+                        help="copy each fmnist-tune run's Optuna studies (its search's and its screening's) to this folder")
     parser.add_argument("--results", default=None,
                         help="the results file's name in docs/results/ (default: search_quality_<minutes>min)")
     results.add_table_option(parser)
