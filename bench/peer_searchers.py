@@ -43,7 +43,7 @@ from fmnist.data import Split, load
 from fmnist.evaluation import evaluate
 from fmnist.model import build, learning_rate_callbacks, one_hot
 from tuning.driver import training_splits
-from tuning.optimization.epoch_plan import replan
+from tuning.optimization.epoch_plan import EpochPace, replan
 from tuning.optimization.space import SearchSpace, load_space
 from tuning.settings import SearchSettings
 
@@ -92,11 +92,11 @@ def train_epochs(
     after_epoch: Callable[[int, float], bool] = lambda epoch, accuracy: False, deadline: float | None = None,
 ) -> float:
     """Train one trial up to `max_epochs`; `after_epoch` returns True to stop it early. With a `deadline`, the plan
-    (and a cosine schedule with it) shrinks after each epoch to what fits before it, as a search's trial plans
+    (and a cosine schedule with it) is fitted after each epoch to what fits before it, as a search's trial plans
     (`tuning.optimization.epoch_plan`). Returns its best accuracy."""
     model = build(config)
     targets, best = one_hot(train.labels), -math.inf
-    planned, epoch, started = max_epochs, 0, time.perf_counter()
+    planned, epoch, pace = max_epochs, 0, EpochPace()
     while epoch < planned:
         log.check()
         epoch += 1
@@ -108,7 +108,7 @@ def train_epochs(
         if after_epoch(epoch, accuracy):
             break
         if deadline is not None:
-            planned = replan(planned, epoch, (time.perf_counter() - started) / epoch, deadline - time.time())
+            planned = replan(planned, epoch, pace.epoch_ended(), deadline - time.time(), max_epochs)
     return best
 
 

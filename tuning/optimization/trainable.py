@@ -18,7 +18,7 @@ from fmnist.config import ModelConfig
 from fmnist.data import Split, stratified_subset
 from fmnist.evaluation import evaluate
 from tuning.optimization.devices import use_assigned_devices
-from tuning.optimization.epoch_plan import replan
+from tuning.optimization.epoch_plan import EpochPace, replan
 from tuning.optimization.objective import (
     CONFUSION_MATRIX_KEY,
     DEVICE_KEY,
@@ -40,8 +40,9 @@ def train_cnn(
 ) -> None:
     """Train for the planned epochs (or until the scheduler stops the trial), reporting after every epoch.
 
-    The plan is `max_epochs`, shortened after each epoch to what still fits before `deadline` (the wall-clock
-    `time.time()` at which the search's time budget ends; see `tuning.optimization.epoch_plan`); a cosine learning-rate
+    The plan is `max_epochs`, fitted after each epoch to what still fits before `deadline` (the wall-clock
+    `time.time()` at which the search's time budget ends) at the trial's pace, never past `max_epochs` nor so as to
+    raise the learning rate (`tuning.optimization.epoch_plan`); a cosine learning-rate
     schedule decays over the plan, and the trial ends with it. Each result holds the plan as `planned_epochs`.
 
     Each result also says where the epoch's time went: `time_fit_s`, `time_validation_s` and
@@ -66,7 +67,7 @@ def train_cnn(
         train, max_epochs = stratified_subset(train, int(config[SCREEN_IMAGES_KEY]), seed=seed), int(config[SCREEN_EPOCHS_KEY])
     model, finished_epochs, planned = _restore_or_build(model_config, max_epochs)
     targets = one_hot(train.labels)
-    resumed_at, resumed_epochs, epoch = time.perf_counter(), finished_epochs, finished_epochs
+    pace, epoch = EpochPace(), finished_epochs
     while epoch < planned:
         epoch += 1
         started = time.perf_counter()
@@ -84,8 +85,7 @@ def train_cnn(
             **validation_metrics(model, validation),
         }
         validated = time.perf_counter()
-        seconds_per_epoch = (validated - resumed_at) / (epoch - resumed_epochs)
-        planned = replan(planned, epoch, seconds_per_epoch, None if deadline is None else deadline - time.time())
+        planned = replan(planned, epoch, pace.epoch_ended(), None if deadline is None else deadline - time.time(), max_epochs)
         with tempfile.TemporaryDirectory() as directory:
             model.save(Path(directory) / MODEL_FILE)
             (Path(directory) / STATE_FILE).write_text(json.dumps({EPOCH_KEY: epoch, PLANNED_EPOCHS_KEY: planned}))
