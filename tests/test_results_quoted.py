@@ -52,6 +52,7 @@ SEARCH_QUOTES = {
                              "trained alone {first-point.test}"],
     "search_quality_60min": ["{fmnist-tune.test} test accuracy after {fmnist-tune.trials} trials"],
     "search_quality_60min_seed1": ["{fmnist-tune.test} test accuracy after {fmnist-tune.trials} trials"],
+    "search_quality_60min_first_point": ["first point trained alone for 60 minutes, {first-point.test}"],
     "search_quality_10min_same_start": ["{fmnist-tune.test} test accuracy after {fmnist-tune.trials} trials",
                                         "the first point alone {first-point.test}"],
 }
