@@ -12,8 +12,8 @@ and, once a seed, the plain-Keras controls: the original CNN and the space's fir
 whole budget, its epochs (and cosine schedule) fitted to it as a search's trial fits them. Every searcher runs once a seed of --seeds.
 Reads every run's best validation accuracy so far over wall time, counted from its launch, and prints it at 5, 10,
 20, 30, 40, 50 and 60 minutes (those within the budget) and at the budget's end, the times to reach --targets, the
-number of trials and the test accuracy of its best model (a peer's best epoch, the search's registered champion),
-then each searcher's mean over the seeds, and which screening trial a screened search promoted. Writes
+number of trials, when its last epoch ended and the test accuracy of its best model (a peer's best epoch, the
+search's registered champion), then each searcher's mean over the seeds, and which screening trial a screened search promoted. Writes
 docs/results/search_quality_<minutes>min.json (or --results NAME) and plots to --plot; --keep-studies DIR keeps each
 search's Optuna studies.
 """
@@ -72,6 +72,11 @@ class Curve:
     def time_to(self, target: float) -> float | None:
         """Seconds from launch to the first epoch at or above `target`."""
         return next((at for at, accuracy, _ in self.epochs if accuracy >= target), None)
+
+    @property
+    def last_epoch_minutes(self) -> float | None:
+        """Minutes from launch to the end of the last epoch: how much of the budget the run trained in."""
+        return self.epochs[-1][0] / 60 if self.epochs else None
 
     def trials_by(self, seconds: float) -> int:
         """Trials that finished at least one epoch within `seconds`."""
@@ -269,7 +274,7 @@ def write_results(curves: dict[Run, Curve], options: argparse.Namespace) -> Path
     runs = [{"searcher": run.searcher, "arm": run.arm, "seed": run.seed,
              "best_validation_by_minute": {f"{minutes:g}": curve.best_by(minutes * 60) for minutes in readings},
              "test_accuracy": curve.test_accuracy, "trials": curve.trials_by(options.budget_s),
-             "epochs": len(curve.epochs), "steal": curve.steal,
+             "epochs": len(curve.epochs), "last_epoch_minutes": curve.last_epoch_minutes, "steal": curve.steal,
              **({"promoted": curve.promoted} if curve.promoted else {})} for run, curve in curves.items()]
     means = mean_rows(curves, options.budget_s)
     ours = {row["arm"]: row["mean_test_accuracy"] for row in means if row["searcher"] == "fmnist-tune"}
@@ -343,6 +348,7 @@ def main() -> None:
             curve = curves[run] = runner(run, Path(scratch), options)
             print(f"{run.label}: best {_percent(curve.best_by(options.budget_s))}, test {_percent(curve.test_accuracy)}, "
                   f"{len(curve.epochs)} epochs in {curve.trials_by(options.budget_s)} trials"
+                  + (f", the last ending at {curve.last_epoch_minutes:.1f} min" if curve.epochs else "")
                   + (f", {curve.promoted} promoted" if curve.promoted else ""), flush=True)
     print_table({run.label: curve for run, curve in curves.items()}, options)
     print("\nmeans over seeds")

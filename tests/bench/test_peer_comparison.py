@@ -64,3 +64,12 @@ def test_the_results_name_the_screening_trial_whose_configuration_trained_first_
     first_results["trial-1"] = _first_result({**first_point, TRIAL_NUMBER_KEY: 1}, 300.0)
     first_results["trial-0"] = _first_result({**original, TRIAL_NUMBER_KEY: 0}, 200.0)
     assert promoted_screening_trial(first_results) == "screen-1"
+
+
+def test_a_run_says_when_its_last_epoch_ended() -> None:
+    """A control whose plan ended early shows it: its last epoch's end, not the budget's."""
+    from compare_searchers import Curve
+
+    curve = Curve(launched=0.0, epochs=[(90.0, 0.88, "0"), (2_880.0, 0.948, "0")], test_accuracy=0.948, steal=0.0)
+    assert curve.last_epoch_minutes == 48.0
+    assert Curve(launched=0.0, epochs=[], test_accuracy=None, steal=None).last_epoch_minutes is None
