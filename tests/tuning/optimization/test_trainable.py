@@ -1,8 +1,9 @@
-"""The trainable in a real Tune run: a time budget shortens a trial's plan, and the trial ends with its schedule."""
+"""The trainable in a real Tune run: a time budget fits a trial's plan, and the trial ends with its schedule."""
 
 from __future__ import annotations
 
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +12,7 @@ import ray
 from ray import tune
 
 from fmnist.data import stratified_split, stratified_subset
+from fmnist.model import cosine_rate
 from tuning.optimization.objective import PLANNED_EPOCHS_KEY, SCREEN_EPOCHS_KEY, SCREEN_IMAGES_KEY
 from tuning.optimization.trainable import train_cnn
 
@@ -40,7 +42,10 @@ def test_a_trial_plans_the_epochs_that_fit_before_the_deadline_and_ends_with_the
     deadline = time.time() + 45
     history, _ = _one_trial(dataset, tmp_path, {"lr_schedule": "cosine", "batch_size": 64}, deadline)
     plans = history[PLANNED_EPOCHS_KEY].tolist()
-    assert plans[0] <= MAX_EPOCHS and plans == sorted(plans, reverse=True), f"a plan only shrinks: {plans}"
+    trained_under = [MAX_EPOCHS, *plans[:-1]]  # each epoch's plan: the one the epoch before it left
+    rates = [cosine_rate(1.0, epoch, plan) for epoch, plan in enumerate(trained_under)]
+    assert max(plans) < MAX_EPOCHS and all(later <= earlier for earlier, later in pairwise(rates)), (
+        f"the plan comes from the deadline and the learning rate never climbs: plans {plans}")
     assert 2 <= len(history) == plans[-1] < MAX_EPOCHS, f"the trial ends with its plan: {len(history)} epochs, plans {plans}"
     assert history["timestamp"].iloc[-1] <= deadline + 1, "the last epoch ended after the deadline"
 
