@@ -40,7 +40,7 @@ class ModelConfig:
     label_smoothing: float = 0.0
     augment: bool = False
     mixed_precision: bool | str = False
-    """True: mixed bfloat16; `auto`: bfloat16 on CPUs with AMX, else float32, which is faster without AMX."""
+    """True: mixed bfloat16; `auto`: bfloat16 on CPUs with AMX or AVX-512 BF16, else float32, which is faster there."""
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ModelConfig:

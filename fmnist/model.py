@@ -17,8 +17,8 @@ from fmnist.config import AUTO, ModelConfig
 from fmnist.readers import IMAGE_SIDE, NUM_CLASSES
 
 __all__ = ["ModelConfig", "bfloat16_is_native", "build", "cosine_rate", "learning_rate_callbacks", "one_hot", "uses_bfloat16"]
-BFLOAT16_CPU_FLAGS = ("amx_bf16",)
-"""CPUs on which mixed bfloat16 trains this CNN in place of float32; whether AVX-512 BF16 alone should be one is open
+BFLOAT16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+"""CPUs on which mixed bfloat16 trains this CNN faster than float32: those with bfloat16 arithmetic, AMX or AVX-512 BF16
 (docs/benchmarks.md, "Training throughput")."""
 
 
@@ -86,7 +86,7 @@ def uses_bfloat16(config: ModelConfig) -> bool:
 
 
 def bfloat16_is_native() -> bool:
-    """Whether this CPU has AMX for bfloat16 (its flag in /proc/cpuinfo)."""
+    """Whether this CPU computes in bfloat16 (AMX or AVX-512 BF16: a flag of `BFLOAT16_CPU_FLAGS` in /proc/cpuinfo)."""
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:

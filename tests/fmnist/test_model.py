@@ -138,9 +138,9 @@ def test_cosine_schedule_sets_each_epochs_rate_when_training_an_epoch_at_a_time(
 
 
 def test_auto_precision_follows_the_cpu() -> None:
-    """`auto` trains in bfloat16 exactly where /proc/cpuinfo lists AMX for bfloat16, else in float32."""
+    """`auto` trains in bfloat16 exactly where /proc/cpuinfo lists AMX or AVX-512 for bfloat16, else in float32."""
     flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")).split()
-    native = "amx_bf16" in flags
+    native = "amx_bf16" in flags or "avx512_bf16" in flags
     assert bfloat16_is_native() is native
     model = build(ModelConfig(mixed_precision="auto"))
     conv_policies = {layer.dtype_policy.name for layer in model.layers if isinstance(layer, keras.layers.Conv2D)}
