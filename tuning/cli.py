@@ -23,6 +23,7 @@ from tuning.runtime.command_line import STUDY_STORAGE_HELP, TRACKING_URI_HELP
 from tuning.runtime.stores import resolve_study_storage, resolve_tracking_uri
 from tuning.settings import (
     DEFAULT_TIME_BUDGET_S,
+    SCREENED_MAX_EPOCHS,
     UNTIL_BUDGET,
     SearchSettings,
     flag,
@@ -51,6 +52,8 @@ class Command:
             values["time_budget_s"] = DEFAULT_TIME_BUDGET_S
         if "time_budget_s" in values:
             values.setdefault("num_samples", UNTIL_BUDGET)
+            if values.get("screen_share", DEFAULTS["screen_share"]) > 0:
+                values.setdefault("max_epochs", SCREENED_MAX_EPOCHS)
         if "max_epochs" in values:
             values.setdefault("grace_period", min(DEFAULTS["grace_period"], values["max_epochs"]))
         values.setdefault("address", os.environ.get("RAY_ADDRESS"))
@@ -102,7 +105,8 @@ def build_parser() -> OneLineErrorParser:
     search = parser.add_argument_group("search")
     setting(search, "num_samples", "number of trials; with --time-budget-s and no --num-samples, trials start "
             "until the budget ends", type=int)
-    setting(search, "max_epochs", "epochs for a trial that ASHA never stops", type=int)
+    setting(search, "max_epochs", "epochs for a trial that ASHA never stops; unless given, a search that screens "
+            "plans as many as its --time-budget-s fits", type=int)
     setting(search, "grace_period", "ASHA: epochs before a trial can be stopped", type=int)
     setting(search, "reduction_factor", "ASHA: keep 1/this of trials at each rung", type=float)
     setting(search, "max_concurrent_trials", "trials running at once, or auto: as many as the cluster's CPUs hold "

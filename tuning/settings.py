@@ -24,6 +24,9 @@ UNTIL_BUDGET = -1
 """`num_samples` of a search that starts trials until its time budget ends (Tune's -1)."""
 DEFAULT_TIME_BUDGET_S = 1200.0
 """The budget of a search given neither --time-budget-s nor --num-samples: a first run that ends when it says."""
+SCREENED_MAX_EPOCHS = 1_000
+"""--max-epochs of a search that screens, unless given: no count of its own, so the configurations screening promotes
+train, their epochs fitted to the budget, until it ends, as a plain Keras fit of one configuration would."""
 MIN_TRAIN_SIZE = 100  # a class-balanced subset needs a few images of each of the 10 classes
 
 WHERE_IT_RUNS = frozenset({"address", "tracking_uri", "storage_path", "max_failures", "wait_for_nodes_s"})
@@ -47,7 +50,8 @@ class SearchSettings:
     validation_fraction: float = 0.1
     num_samples: int = 10
     max_epochs: int = 27
-    """Long enough for the cosine schedules the search favours to pay off; ASHA stops most trials long before."""
+    """Long enough for the cosine schedules the search favours to pay off; ASHA stops most trials long before. A search
+    that screens plans `SCREENED_MAX_EPOCHS` unless given: its time budget ends the plan."""
     grace_period: int = 3
     """ASHA's first rung; with a smaller --max-epochs and no --grace-period, that many epochs."""
     reduction_factor: float = 3.0

@@ -10,7 +10,7 @@ import pytest
 
 from tuning import cli
 from tuning.saved_search import STATE_FILE, SavedSearch, SavedSearchError
-from tuning.settings import DEFAULT_TIME_BUDGET_S, UNTIL_BUDGET, SearchSettings, SettingsError
+from tuning.settings import DEFAULT_TIME_BUDGET_S, SCREENED_MAX_EPOCHS, UNTIL_BUDGET, SearchSettings, SettingsError
 
 
 def new_settings(*argv: str) -> SearchSettings:
@@ -38,12 +38,21 @@ def test_smoke_test_is_a_preset_that_explicit_flags_override() -> None:
 
 
 def test_a_short_max_epochs_brings_asha_s_first_rung_with_it_unless_the_rung_is_given() -> None:
-    assert (new_settings().max_epochs, new_settings().grace_period) == (27, 3)
+    assert (new_settings("--num-samples", "4").max_epochs, new_settings().grace_period) == (27, 3)
     assert new_settings("--max-epochs", "2").grace_period == 2
     assert new_settings("--smoke-test").grace_period == 1
     assert new_settings("--max-epochs", "12").grace_period == 3
     with pytest.raises(SettingsError, match="--grace-period 5 cannot exceed --max-epochs 2"):
         new_settings("--max-epochs", "2", "--grace-period", "5")
+
+
+def test_a_search_that_screens_trains_what_it_promotes_until_its_budget_ends_unless_max_epochs_is_given() -> None:
+    """Screening promotes its best to train on all the images for the rest of the budget, not for 27 epochs of it."""
+    assert new_settings().screens and new_settings().max_epochs == SCREENED_MAX_EPOCHS
+    assert new_settings("--time-budget-s", "3600").max_epochs == SCREENED_MAX_EPOCHS
+    assert new_settings("--time-budget-s", "3600", "--max-epochs", "27").max_epochs == 27
+    assert new_settings("--time-budget-s", "3600", "--screen-share", "0").max_epochs == 27, "no screening: trials of 27"
+    assert new_settings("--num-samples", "8").max_epochs == 27, "no budget: trials of 27"
 
 
 @pytest.mark.parametrize(
