@@ -12,8 +12,8 @@ and, once a seed, the plain-Keras controls: the original CNN and the space's fir
 whole budget, its epochs (and cosine schedule) fitted to it as a search's trial fits them. Every searcher runs once a seed of --seeds.
 Reads every run's best validation accuracy so far over wall time, counted from its launch, and prints it at 5, 10,
 20, 30, 40, 50 and 60 minutes (those within the budget) and at the budget's end, the times to reach --targets, the
-number of trials, when its last epoch ended and the test accuracy of its best model (a peer's best epoch, the
-search's registered champion), then each searcher's mean over the seeds, and which screening trial a screened search promoted. Writes
+number of trials, when its last epoch ended and the test accuracy of its final model, then each searcher's mean over
+the seeds, and which screening trial a screened search promoted. Writes
 docs/results/search_quality_<minutes>min.json (or --results NAME) and plots to --plot; --keep-studies DIR keeps each
 search's Optuna studies.
 """
@@ -21,6 +21,7 @@ search's Optuna studies.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -38,6 +39,7 @@ import results
 from fmnist.locations import DATA_DIR_HELP, resolve_data_dir
 from tuning.optimization.objective import FIDELITY_KEYS, SCREEN_NAME_PREFIX, TRIAL_NAME_PREFIX, TRIAL_NAME_PREFIXES
 from tuning.optimization.space import write_with_points
+from tuning.optimization.trainable import MODEL_FILE
 from tuning.settings import SearchSettings
 
 BENCH = Path(__file__).resolve().parent
@@ -50,6 +52,10 @@ CONTROL_ARM = "control"
 READ_AT_MINUTES = (5, 10, 20, 30, 40, 50, 60)
 END_GRACE_S = 600
 """Time a searcher may take after its budget to finish what it started (the search's test evaluation and registration)."""
+TRIAL_MODELS_DIR = "trials"
+"""Where a peer keeps its leading trials' best models, `<trial>.keras` each (bench/peer_searchers.py)."""
+FINAL_MODEL_CANDIDATES = SearchSettings.ensemble_size
+"""The leading trials the final-model step chooses among, as many as the search's champion (`--ensemble-size`)."""
 
 
 @dataclass(frozen=True)
@@ -60,9 +66,14 @@ class Curve:
     launched: float
     epochs: list[tuple[float, float, str]]
     test_accuracy: float | None
+    """The run's final model's: the average of its leading trials that greedy selection on validation keeps."""
     steal: float | None
     promoted: str | None = None
     """A screened search's screening trial whose configuration trained first on all the images (`screen-<n>`)."""
+    best_trial_test_accuracy: float | None = None
+    """The best trial's alone (by validation)."""
+    members: int | None = None
+    """The trials the final model averages."""
 
     def best_by(self, seconds: float) -> float | None:
         """Best validation accuracy of the epochs finished within `seconds` of launch."""
@@ -117,10 +128,11 @@ def planned_runs(searchers: list[str], arms: list[str], seeds: list[int]) -> lis
 
 
 def run_peer(run: Run, workdir: Path, options: argparse.Namespace) -> Curve:
-    """One peer searcher in its own process; its epochs and the test accuracy of its best saved model."""
+    """One peer searcher in its own process; its epochs and the test accuracies of its final model and best trial."""
     launched, counters = time.time(), cpu_times()
     command = [sys.executable, str(BENCH / "peer_searchers.py"), run.searcher, "--workdir", str(workdir),
-               "--budget-s", str(options.budget_s), "--max-epochs", str(options.max_epochs), "--data-dir", options.data_dir,
+               "--budget-s", str(options.budget_s), "--max-epochs", str(options.max_epochs or SearchSettings.max_epochs),
+               "--data-dir", options.data_dir,
                "--seed", str(run.seed)]
     if run.arm == "same-start":
         command.append("--same-start")
@@ -130,15 +142,21 @@ def run_peer(run: Run, workdir: Path, options: argparse.Namespace) -> Curve:
     steal = steal_since(counters)
     records = [json.loads(line) for line in (workdir / "epochs.jsonl").read_text().splitlines() if line.strip()]
     epochs = [(record["timestamp"] - launched, record["val_accuracy"], str(record["trial"])) for record in records]
-    return Curve(launched, sorted(epochs), _test_accuracy_of_saved_model(workdir / "best.keras", options.data_dir), steal)
+    best = {trial: (accuracy, trial_model_path(workdir, trial))  # ascending, so each trial keeps its best
+            for _, accuracy, trial in sorted(epochs, key=lambda epoch: epoch[1])}
+    final = final_model(leading_models(best), options.data_dir)
+    return Curve(launched, sorted(epochs), final.get("test_accuracy"), steal,
+                 best_trial_test_accuracy=final.get("best_trial_test_accuracy"), members=len(final.get("members", [])) or None)
 
 
 def run_fmnist_tune(run: Run, workdir: Path, options: argparse.Namespace) -> Curve:
     """`python -m tuning.search --time-budget-s` in a scratch folder; its epochs from Tune's results, its champion's
-    test accuracy. The cold arm searches a copy of the space without points to evaluate."""
+    test accuracy and its best trial's. The cold arm searches a copy of the space without points to evaluate."""
     launched, counters = time.time(), cpu_times()
     command = [sys.executable, "-m", "tuning.search", "--name", "compare", "--time-budget-s", str(options.budget_s),
-               "--max-epochs", str(options.max_epochs), "--data-dir", options.data_dir, "--seed", str(run.seed)]
+               "--data-dir", options.data_dir, "--seed", str(run.seed)]
+    if options.max_epochs:
+        command += ["--max-epochs", str(options.max_epochs)]
     if run.arm == "cold":
         command += ["--config", str(write_with_points(workdir / "cold_space.yaml", []))]
     if options.train_size:
@@ -148,8 +166,11 @@ def run_fmnist_tune(run: Run, workdir: Path, options: argparse.Namespace) -> Cur
     if options.keep_studies:  # the studies outlive the scratch folder, for importances and optuna-dashboard
         options.keep_studies.mkdir(parents=True, exist_ok=True)
         shutil.copy2(workdir / "optuna.db", options.keep_studies / f"{run.searcher}-{run.arm}-s{run.seed}.db")
-    return finished_search_curve(workdir / "results" / "compare", f"sqlite:///{workdir / 'mlflow.db'}", "compare",
-                                 launched, steal_since(counters))
+    experiment_dir = workdir / "results" / "compare"
+    curve = finished_search_curve(experiment_dir, f"sqlite:///{workdir / 'mlflow.db'}", "compare", launched, steal_since(counters))
+    final = final_model(leading_models(best_checkpoints(experiment_dir)), options.data_dir)
+    return dataclasses.replace(curve, best_trial_test_accuracy=final.get("best_trial_test_accuracy"),
+                               members=len(final.get("members", [])) or None)
 
 
 def finished_search_curve(
@@ -192,29 +213,54 @@ def curve_files(experiment_dir: Path) -> list[Path]:
     return [path for prefix in TRIAL_NAME_PREFIXES for path in sorted(experiment_dir.glob(f"{prefix}*/result.json"))]
 
 
-def _test_accuracy_of_saved_model(path: Path, data_dir: str) -> float | None:
-    """Test accuracy of a saved Keras model, in a fresh process (this one stays free of TensorFlow)."""
-    if not path.exists():
-        return None
-    script = ("import sys, keras; from fmnist.data import load; from fmnist.evaluation import evaluate; "
-              "print(evaluate(keras.models.load_model(sys.argv[1]), load(sys.argv[2]).test).metrics.accuracy)")
-    output = subprocess.run([sys.executable, "-c", script, str(path), data_dir], check=True, capture_output=True, text=True,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    return float(output.stdout.strip().splitlines()[-1])
+def trial_model_path(workdir: Path, trial: str | int) -> Path:
+    """Where a peer keeps `trial`'s best model."""
+    return workdir / TRIAL_MODELS_DIR / f"{trial}.keras"
+
+
+def best_checkpoints(experiment_dir: Path) -> dict[str, tuple[float, Path]]:
+    """Each trial of a search: its best validation accuracy and the model of that epoch's checkpoint."""
+    best: dict[str, tuple[float, Path]] = {}
+    for path in curve_files(experiment_dir):
+        results_of_trial = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        if results_of_trial:
+            top = max(results_of_trial, key=lambda result: result["val_accuracy"])
+            best[path.parent.name] = (top["val_accuracy"], path.parent / top["checkpoint_dir_name"] / MODEL_FILE)
+    return best
+
+
+def leading_models(best: dict[str, tuple[float, Path]]) -> list[Path]:
+    """The best models of the `FINAL_MODEL_CANDIDATES` trials with the best validation accuracy, best first, of those
+    that kept one."""
+    ranked = sorted(best.values(), key=lambda pair: pair[0], reverse=True)
+    return [path for _, path in ranked if path.exists()][:FINAL_MODEL_CANDIDATES]
+
+
+def final_model(models: list[Path], data_dir: str) -> dict[str, Any]:
+    """bench/final_model.py over `models` (best first), in a fresh process (this one stays free of TensorFlow): the
+    test accuracy of the greedy selection and of the best trial alone, and the members; empty without models."""
+    if not models:
+        return {}
+    output = subprocess.run([sys.executable, str(BENCH / "final_model.py"), data_dir, *map(str, models)], check=True,
+                            capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    return json.loads(output.stdout.strip().splitlines()[-1])
 
 
 def print_table(curves: dict[str, Curve], options: argparse.Namespace) -> None:
-    """Best validation accuracy so far at each reading, time to the target, trials and test accuracy."""
+    """Best validation accuracy so far at each reading, time to the target, trials, the test accuracy of the final
+    model and of the best trial alone."""
     readings = [minutes * 60 for minutes in READ_AT_MINUTES if minutes * 60 < options.budget_s] + [options.budget_s]
     header = "".join(f"{f'{seconds / 60:g} min':>9}" for seconds in readings)
-    print(f"\nbest validation accuracy so far (budget {options.budget_s / 60:g} min each, max {options.max_epochs} epochs a trial)")
+    epochs = f"max {options.max_epochs}" if options.max_epochs else "each searcher's own"
+    print(f"\nbest validation accuracy so far (budget {options.budget_s / 60:g} min each, {epochs} epochs a trial)")
     targets = "".join(f"{'to ' + format(target, '.0%'):>10}" for target in options.targets)
     width = max(12, *(len(name) + 2 for name in curves))
-    print(f"{'searcher':<{width}}{header}{targets}  {'trials':>6}  {'test acc':>8}  {'steal':>5}")
+    print(f"{'searcher':<{width}}{header}{targets}  {'trials':>6}  {'test acc':>8}  {'best trial':>10}  {'steal':>5}")
     for name, curve in curves.items():
         cells = "".join(f"{_percent(curve.best_by(seconds)):>9}" for seconds in readings)
         times = "".join(f"{_minutes(curve.time_to(target), options.budget_s):>10}" for target in options.targets)
         print(f"{name:<{width}}{cells}{times}  {curve.trials_by(options.budget_s):>6}  {_percent(curve.test_accuracy):>8}  "
+              f"{_percent(curve.best_trial_test_accuracy):>10}  "
               f"{'-' if curve.steal is None else format(curve.steal, '.0%'):>5}")
 
 
@@ -273,7 +319,8 @@ def write_results(curves: dict[Run, Curve], options: argparse.Namespace) -> Path
     readings = [minutes for minutes in READ_AT_MINUTES if minutes * 60 < options.budget_s] + [options.budget_s / 60]
     runs = [{"searcher": run.searcher, "arm": run.arm, "seed": run.seed,
              "best_validation_by_minute": {f"{minutes:g}": curve.best_by(minutes * 60) for minutes in readings},
-             "test_accuracy": curve.test_accuracy, "trials": curve.trials_by(options.budget_s),
+             "test_accuracy": curve.test_accuracy, "best_trial_test_accuracy": curve.best_trial_test_accuracy,
+             "members": curve.members, "trials": curve.trials_by(options.budget_s),
              "epochs": len(curve.epochs), "last_epoch_minutes": curve.last_epoch_minutes, "steal": curve.steal,
              **({"promoted": curve.promoted} if curve.promoted else {})} for run, curve in curves.items()]
     means = mean_rows(curves, options.budget_s)
@@ -290,16 +337,17 @@ def write_results(curves: dict[Run, Curve], options: argparse.Namespace) -> Path
 
 def markdown_table(record: dict[str, Any]) -> str:
     """The docs' table of a search-quality results file: a row a run (best validation accuracy at each reading, the
-    test accuracy of its best model, its trials), then each searcher's mean over its seeds. docs/benchmarks.md holds
+    test accuracy of its final model and of its best trial, its trials), then each searcher's mean over its seeds. docs/benchmarks.md holds
     it as printed (`--table FILE`), and a fast test holds the two together."""
     figures = record["figures"]
     minutes = list(figures["runs"][0]["best_validation_by_minute"])
-    lines = ["| searcher | arm | seed | " + " | ".join(f"{reading} min" for reading in minutes) + " | test | trials |",
-             "|---|---|---|" + "---|" * len(minutes) + "---|---|"]
+    lines = ["| searcher | arm | seed | " + " | ".join(f"{reading} min" for reading in minutes)
+             + " | test | best trial's test | trials |",
+             "|---|---|---|" + "---|" * len(minutes) + "---|---|---|"]
     for run in figures["runs"]:
         cells = " | ".join(_percent(run["best_validation_by_minute"][reading]) for reading in minutes)
         lines.append(f"| {run['searcher']} | {run['arm']} | {run['seed']} | {cells} | {_percent(run['test_accuracy'])} "
-                     f"| {run['trials']} |")
+                     f"| {_percent(run.get('best_trial_test_accuracy'))} | {run['trials']} |")
     lines += ["", "| searcher | arm | seeds | mean best validation | mean test | mean trials |", "|---|---|---|---|---|---|"]
     lines += [f"| {row['searcher']} | {row['arm']} | {row['seeds']} | {_percent(row['mean_best_validation'])} | "
               f"{_percent(row['mean_test_accuracy'])} | {row['mean_trials']:g} |" for row in figures["means"]]
@@ -309,8 +357,9 @@ def markdown_table(record: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--budget-s", type=float, default=600, help="wall-clock budget of each run")
-    parser.add_argument("--max-epochs", type=int, default=SearchSettings.max_epochs,
-                        help="epochs of a trial that is never stopped early (default: the search's)")
+    parser.add_argument("--max-epochs", type=int, default=None,
+                        help="epochs of a trial that is never stopped early (default: each searcher's own: 27 for the "
+                             "peers, and for fmnist-tune what its budget fits once it screens)")
     parser.add_argument("--train-size", type=int, default=None, help="a class-balanced subset of the training file")
     parser.add_argument("--targets", type=lambda text: [float(value) for value in text.split(",")], default=[0.90, 0.92],
                         help="validation accuracies whose time to reach is reported (comma-separated)")
@@ -346,7 +395,8 @@ def main() -> None:
             print(f"{run.label}: {options.budget_s / 60:g} min ...", flush=True)
             runner = run_fmnist_tune if run.searcher == "fmnist-tune" else run_peer
             curve = curves[run] = runner(run, Path(scratch), options)
-            print(f"{run.label}: best {_percent(curve.best_by(options.budget_s))}, test {_percent(curve.test_accuracy)}, "
+            print(f"{run.label}: best {_percent(curve.best_by(options.budget_s))}, test {_percent(curve.test_accuracy)} "
+                  f"({curve.members or 0} trials averaged; the best trial alone {_percent(curve.best_trial_test_accuracy)}), "
                   f"{len(curve.epochs)} epochs in {curve.trials_by(options.budget_s)} trials"
                   + (f", the last ending at {curve.last_epoch_minutes:.1f} min" if curve.epochs else "")
                   + (f", {curve.promoted} promoted" if curve.promoted else ""), flush=True)

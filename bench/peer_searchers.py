@@ -16,8 +16,9 @@ random and reads no defaults). Without it a searcher starts cold. Each peer's ra
 
 Every peer trains `fmnist.model.build` of the default search space's settings on the split the search
 uses, with all of the machine's cores. After each epoch it appends {timestamp, trial, epoch,
-val_accuracy} to DIR/epochs.jsonl and, when the epoch is the best so far, saves the model to
-DIR/best.keras. It stops starting epochs once --budget-s has passed since it started.
+val_accuracy} to DIR/epochs.jsonl and, when the epoch is its trial's best so far, saves the model as
+DIR/trials/<trial>.keras, keeping the leading trials' (as many as the search's --ensemble-size) for the comparison's
+final-model step (bench/final_model.py). It stops starting epochs once --budget-s has passed since it started.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 import optuna
-from compare_searchers import CONTROLS, SEARCHING_PEERS
+from compare_searchers import CONTROLS, FINAL_MODEL_CANDIDATES, SEARCHING_PEERS, trial_model_path
 
 from fmnist.config import ModelConfig
 from fmnist.data import Split, load
@@ -48,7 +49,6 @@ from tuning.optimization.space import SearchSpace, load_space
 from tuning.settings import SearchSettings
 
 EPOCHS_FILE = "epochs.jsonl"
-BEST_MODEL_FILE = "best.keras"
 CONTROL_EPOCHS_CAP = 1_000
 """A control trains until the budget ends, whatever --max-epochs says."""
 HYPERBAND_ITERATIONS = 100
@@ -61,20 +61,28 @@ class BudgetSpent(BaseException):
 
 
 class EpochLog:
-    """Appends each epoch's validation accuracy with its time, keeps the best model, enforces the budget."""
+    """Appends each epoch's validation accuracy with its time, keeps the leading trials' best models, enforces the
+    budget."""
 
     def __init__(self, workdir: Path, budget_s: float) -> None:
-        self.path, self.best_path = workdir / EPOCHS_FILE, workdir / BEST_MODEL_FILE
+        self.path, self.workdir = workdir / EPOCHS_FILE, workdir
         self.deadline = time.time() + budget_s
-        self.best = -math.inf
+        self.best: dict[int, float] = {}
+        """Each trial's best validation accuracy so far."""
 
     def record(self, trial: int, epoch: int, val_accuracy: float, model: keras.Model) -> None:
-        """Log one epoch; save the model when it is the best so far."""
+        """Log one epoch; save the model when it is its trial's best so far and the trial leads."""
         with self.path.open("a") as file:
             file.write(json.dumps({"timestamp": time.time(), "trial": trial, "epoch": epoch, "val_accuracy": val_accuracy}) + "\n")
-        if val_accuracy > self.best:
-            self.best = val_accuracy
-            model.save(self.best_path)
+        if val_accuracy <= self.best.get(trial, -math.inf):
+            return
+        self.best[trial] = val_accuracy
+        leading = sorted(self.best, key=self.best.__getitem__, reverse=True)[:FINAL_MODEL_CANDIDATES]
+        if trial in leading:
+            trial_model_path(self.workdir, trial).parent.mkdir(exist_ok=True)
+            model.save(trial_model_path(self.workdir, trial))
+        for trailing in set(self.best) - set(leading):
+            trial_model_path(self.workdir, trailing).unlink(missing_ok=True)
 
     def check(self) -> None:
         """Raise BudgetSpent once the deadline has passed."""

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import optuna
 
 from tuning.optimization.objective import SCREEN_EPOCHS_KEY, SCREEN_IMAGES_KEY, TRIAL_NUMBER_KEY
 from tuning.optimization.space import load_space
+from tuning.optimization.trainable import MODEL_FILE
 
 
 def _first_proposals(study: optuna.Study, count: int) -> list[dict[str, object]]:
@@ -73,3 +76,23 @@ def test_a_run_says_when_its_last_epoch_ended() -> None:
     curve = Curve(launched=0.0, epochs=[(90.0, 0.88, "0"), (2_880.0, 0.948, "0")], test_accuracy=0.948, steal=0.0)
     assert curve.last_epoch_minutes == 48.0
     assert Curve(launched=0.0, epochs=[], test_accuracy=None, steal=None).last_epoch_minutes is None
+
+
+def test_the_final_model_step_chooses_among_each_searchs_leading_trials_at_their_best_epochs(tmp_path: Path) -> None:
+    """The same candidates as the search's champion: the best trials by validation, each at its best kept epoch."""
+    from compare_searchers import FINAL_MODEL_CANDIDATES, best_checkpoints, leading_models
+
+    accuracies = {"screen-0": [0.80, 0.86], "screen-1": [0.84, 0.83], "trial-0": [0.90, 0.93, 0.92], "trial-1": [0.70]}
+    for trial, values in accuracies.items():
+        results = [{"val_accuracy": value, "checkpoint_dir_name": f"checkpoint_{epoch:06d}"} for epoch, value in enumerate(values)]
+        (tmp_path / trial).mkdir()
+        (tmp_path / trial / "result.json").write_text("".join(json.dumps(result) + "\n" for result in results))
+        for result in results:
+            (tmp_path / trial / result["checkpoint_dir_name"]).mkdir()
+            (tmp_path / trial / result["checkpoint_dir_name"] / MODEL_FILE).touch()
+    best = best_checkpoints(tmp_path)
+    assert best["trial-0"] == (0.93, tmp_path / "trial-0" / "checkpoint_000001" / MODEL_FILE)
+    assert FINAL_MODEL_CANDIDATES == 3
+    assert leading_models(best) == [best[trial][1] for trial in ("trial-0", "screen-0", "screen-1")]
+    best["screen-0"][1].unlink()  # a checkpoint the search did not keep is no candidate
+    assert leading_models(best) == [best[trial][1] for trial in ("trial-0", "screen-1", "trial-1")]
