@@ -17,6 +17,7 @@ import mlflow
 from mlflow.data.numpy_dataset import from_numpy
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_MAX_RETRIES
+from mlflow.exceptions import RestException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
@@ -86,8 +87,10 @@ def _tracking_error(tracking_uri: str, error: mlflow.exceptions.MlflowException)
         return TrackingError(f"--tracking-uri {tracking_uri}: MLflow refused the login (HTTP {status}); "
                              f"set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD")
     server_error = SERVER_ERROR.search(str(error))
-    if server_error:
-        return TrackingError(f"--tracking-uri {tracking_uri}: MLflow answered HTTP {server_error[1]}, a server error "
+    # a 5xx comes through urllib3's retries, or, as the server's own JSON error (a 503 when its database is down), at once
+    answered = server_error[1] if server_error else status if isinstance(error, RestException) and status >= 500 else None
+    if answered:
+        return TrackingError(f"--tracking-uri {tracking_uri}: MLflow answered HTTP {answered}, a server error "
                              f"(is its database up? its log says why)")
     return TrackingError(f"--tracking-uri {tracking_uri}: {first_line(error)}")
 
