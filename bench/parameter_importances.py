@@ -1,0 +1,139 @@
+"""Which dimensions of the space move a study's scores: Optuna's fANOVA importances over a kept study.
+
+Usage (after a search, alone on the machine or not: it trains nothing):
+    python bench/parameter_importances.py STUDIES/fmnist-tune-same-start-s0.db [--study NAME] [--seeds 5]
+    python bench/parameter_importances.py --table docs/results/parameter_importances_60min.json
+
+Reads one study of an Optuna storage (by default the one with the most finished trials, which in a search that
+screens is its screening study) and computes `optuna.importance.get_param_importances` with the fANOVA evaluator
+once for each of --seeds forest seeds, so a reader sees how far an importance moves with the forest alone. Beside the
+searched dimensions stand --decoys dimensions drawn at random for each trial, which the scores cannot follow: the
+highest decoy's mean importance is the share a forest over this many trials gives to noise, and a dimension stands
+above noise when its mean importance is at least twice that (a decoy itself may land above an ignored dimension); one
+that does not, in a study that meets the acceptance below, shows no effect. Writes
+docs/results/parameter_importances_<name>.json. Acceptance: the study holds at least 30 finished trials, the count
+below which a forest of this many dimensions reads noise (with fewer, the figures are printed and not read as
+evidence).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+import optuna
+import results
+import sqlalchemy
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState
+
+from tuning.optimization import stored_study
+
+MIN_TRIALS = 30
+DECOY_PREFIX = "decoy_"
+NOISE_MARGIN = 2.0
+
+
+def largest_study(storage: str) -> str:
+    """The name of the storage's study with the most trials."""
+    summaries = optuna.get_all_study_summaries(storage)
+    if not summaries:
+        raise ValueError("it holds no study")
+    return max(summaries, key=lambda summary: summary.n_trials).study_name
+
+
+def with_decoys(study: optuna.Study, decoys: int, seed: int = 0) -> optuna.Study:
+    """An in-memory copy of the study's finished trials, each with `decoys` more parameters drawn uniformly at random."""
+    draws = random.Random(seed)
+    decoy_distributions = {f"{DECOY_PREFIX}{index}": FloatDistribution(0.0, 1.0) for index in range(decoys)}
+    copy = optuna.create_study(directions=study.directions)
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        copy.add_trial(optuna.trial.create_trial(
+            params={**trial.params, **{name: draws.random() for name in decoy_distributions}},
+            distributions={**trial.distributions, **decoy_distributions}, value=trial.value))
+    return copy
+
+
+def importances(study: optuna.Study, seeds: int) -> dict[str, list[float]]:
+    """Each dimension's fANOVA importance under forest seeds 0..seeds-1, dimensions in the study's order."""
+    by_seed = [optuna.importance.get_param_importances(
+        study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=seed), normalize=True) for seed in range(seeds)]
+    return {name: [float(run[name]) for run in by_seed] for name in by_seed[0]}
+
+
+def decoy_level(by_dimension: dict[str, list[float]]) -> float:
+    """The highest mean importance of a decoy dimension: what the forest gives a dimension the scores ignore."""
+    return max(statistics.fmean(values) for name, values in by_dimension.items() if name.startswith(DECOY_PREFIX))
+
+
+def rows(by_dimension: dict[str, list[float]]) -> list[dict[str, Any]]:
+    """One row a searched dimension, most important first: the mean, lowest and highest importance and whether it
+    stands above noise (a mean of at least NOISE_MARGIN times the decoys')."""
+    level = decoy_level(by_dimension)
+    table = [{"dimension": name, "mean": statistics.fmean(values), "low": min(values), "high": max(values),
+              "above_noise": statistics.fmean(values) >= NOISE_MARGIN * level}
+             for name, values in by_dimension.items() if not name.startswith(DECOY_PREFIX)]
+    return sorted(table, key=lambda row: row["mean"], reverse=True)
+
+
+def markdown_table(record: dict[str, Any]) -> str:
+    """The docs' table of an importances results file (`--table FILE`)."""
+    figures = record["figures"]
+    lines = [f"| dimension | importance (mean of {figures['seeds']} forest seeds) | lowest | highest | above noise |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {row['dimension']} | {row['mean']:.3f} | {row['low']:.3f} | {row['high']:.3f} | "
+              f"{'yes' if row['above_noise'] else 'no'} |" for row in figures["rows"]]
+    metric = figures["scored_on"].get("metric", "its objective")
+    lines += ["", (f"Study `{figures['study']}`: {figures['finished_trials']} finished trials, scored on {metric}; "
+              f"above noise means a mean importance of at least {NOISE_MARGIN:g} times the highest of {figures['decoys']} random "
+              f"decoy dimensions' ({figures['decoy_level']:.3f}).")]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("study_db", type=Path, nargs="?", help="an Optuna SQLite storage (--keep-studies writes them)")
+    parser.add_argument("--study", help="the study's name (default: the storage's study with the most trials)")
+    parser.add_argument("--seeds", type=int, default=5, help="fANOVA forest seeds (at least 1)")
+    parser.add_argument("--decoys", type=int, default=5, help="random dimensions beside the searched ones (at least 1)")
+    parser.add_argument("--results", default=None, help="the results file's name in docs/results/ "
+                        "(default: parameter_importances_<the storage file's name>)")
+    results.add_table_option(parser)
+    options = parser.parse_args()
+    if options.table:
+        results.print_table(options.table, markdown_table)
+        return 0
+    if options.study_db is None or not options.study_db.is_file():
+        parser.error(f"STUDY_DB: no file at {options.study_db}")
+    if options.seeds < 1 or options.decoys < 1:
+        parser.error(f"--seeds and --decoys must be at least 1, got {options.seeds} and {options.decoys}")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = f"sqlite:///{options.study_db.resolve()}"
+    try:
+        name = options.study or largest_study(storage)
+        study = optuna.load_study(study_name=name, storage=storage)
+    except (KeyError, ValueError) as error:
+        parser.error(f"{options.study_db}: {error}")
+    except sqlalchemy.exc.SQLAlchemyError:
+        parser.error(f"{options.study_db}: not an Optuna SQLite storage")
+    finished = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    if finished < 2:
+        parser.error(f"{options.study_db}: study {name} has {finished} finished trials; importances need 2 or more")
+    by_dimension = importances(with_decoys(study, options.decoys), options.seeds)
+    scored_on = study.user_attrs.get(stored_study.SCORED_ON_ATTR, {})
+    figures = {"study": name, "finished_trials": finished, "scored_on": scored_on, "seeds": options.seeds,
+               "decoys": options.decoys, "decoy_level": decoy_level(by_dimension), "rows": rows(by_dimension)}
+    record = {"figures": figures}
+    print(markdown_table(record))
+    checks = [(f"the study holds at least {MIN_TRIALS} finished trials", finished >= MIN_TRIALS)]
+    path = results.write(options.results or f"parameter_importances_{options.study_db.stem}", figures, checks)
+    print(f"results: {path}")
+    return 0 if all(held for _, held in checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
