@@ -53,6 +53,9 @@ SEARCH_QUOTES = {
     "search_quality_60min": ["{fmnist-tune.test} test accuracy after {fmnist-tune.trials} trials"],
     "search_quality_60min_seed1": ["{fmnist-tune.test} test accuracy after {fmnist-tune.trials} trials"],
     "search_quality_60min_first_point": ["first point trained alone for 60 minutes, {first-point.test}"],
+    "search_quality_10min_cold_seed1": ["{fmnist-tune.test} test accuracy after {fmnist-tune.trials} trials",
+                                        "Optuna {optuna.test}", "random search {random.test}",
+                                        "KerasTuner {kerastuner.test}"],
     "search_quality_10min_same_start": ["{fmnist-tune.test} test accuracy after {fmnist-tune.trials} trials",
                                         "Optuna {optuna.test}"],
 }
