@@ -4,7 +4,7 @@ Usage (after a search, alone on the machine or not: it trains nothing):
     python bench/parameter_importances.py STUDIES/fmnist-tune-same-start-s0.db [--study NAME] [--seeds 5]
     python bench/parameter_importances.py --table docs/results/parameter_importances_60min.json
 
-Reads one study of an Optuna storage (by default the one with the most finished trials, which in a search that
+Reads one study of an Optuna storage (by default the one with the most trials, which in a search that
 screens is its screening study) and computes `optuna.importance.get_param_importances` with the fANOVA evaluator
 once for each of --seeds forest seeds, so a reader sees how far an importance moves with the forest alone. Beside the
 searched dimensions stand --decoys dimensions drawn at random for each trial, which the scores cannot follow: the
