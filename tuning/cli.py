@@ -121,6 +121,8 @@ def build_parser() -> OneLineErrorParser:
             "images before the best train on all of them (0: no screening)", type=float)
     setting(search, "screen_fraction", "a screening trial's share of the training images", type=float)
     setting(search, "screen_epochs", "a screening trial's epochs, a complete schedule", type=int)
+    setting(search, "screen_trial_share", "the most of the screening share one screening trial may train; one whose "
+            "pace says it would take longer stops after that epoch", type=float)
     setting(search, "metric", "validation metric to select on (loss is minimised, the rest maximised)",
             choices=objective.SELECTABLE_METRICS)
     setting(search, "ensemble_size", "the champion averages the leading trials, of this many, that greedy selection "

@@ -160,7 +160,8 @@ def search_trials(search: PreparedSearch, trial_function: TrialFunction) -> Fini
         )
         SavedSearch(settings, parent_run_id, dataset.digest).save()
         storage = stored_study.open_storage(settings.study_storage)
-        fidelity = screening.Fidelity(round(len(train) * settings.screen_fraction), settings.screen_epochs)
+        fidelity = screening.Fidelity(round(len(train) * settings.screen_fraction), settings.screen_epochs,
+                                      settings.screen_trial_seconds)
         first_trials = search.space.first_trials()
         if settings.screens:  # the points to evaluate are screened first; the full study starts with the best screened
             stored_study.create(storage, stored_study.screen_study_name(settings.name),

@@ -74,6 +74,9 @@ class SearchSettings:
     """A screening trial's share of the training images."""
     screen_epochs: int = 2
     """A screening trial's epochs: a complete schedule."""
+    screen_trial_share: float = 0.5
+    """The most of the screening stage's time one screening trial may train: one whose pace says it would take longer
+    stops, PRUNED, so that a slow draw leaves the stage to others (`tuning.optimization.screening`)."""
     metric: str = "val_accuracy"
     ensemble_size: int = 3
     """The champion averages the class probabilities of the leading trials, of this many, that greedy forward selection
@@ -98,6 +101,14 @@ class SearchSettings:
     def screens(self) -> bool:
         """True when the search starts with a screening stage: a time budget and a screening share above 0."""
         return self.time_budget_s is not None and self.screen_share > 0
+
+    @property
+    def screen_trial_seconds(self) -> float | None:
+        """The most wall-clock seconds a screening trial may train; None for a search that does not screen."""
+        if not self.screens:
+            return None
+        assert self.time_budget_s is not None  # a search screens only on a time budget
+        return self.time_budget_s * self.screen_share * self.screen_trial_share
 
     @property
     def storage_uri(self) -> str:
@@ -153,6 +164,8 @@ class SearchSettings:
             raise SettingsError(f"--screen-share must be at least 0 and below 1, got {self.screen_share:g}")
         if not 0 < self.screen_fraction <= 1:
             raise SettingsError(f"--screen-fraction must be above 0 and at most 1, got {self.screen_fraction:g}")
+        if not 0 < self.screen_trial_share <= 1:
+            raise SettingsError(f"--screen-trial-share must be above 0 and at most 1, got {self.screen_trial_share:g}")
         _at_least("startup_trials", self.startup_trials, 1)
         _at_least("ensemble_size", self.ensemble_size, 1)
         _at_least("max_failures", self.max_failures, -1)

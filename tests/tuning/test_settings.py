@@ -71,6 +71,8 @@ def test_a_search_that_screens_trains_what_it_promotes_until_its_budget_ends_unl
         (["--screen-share", "-0.1"], "--screen-share must be at least 0 and below 1, got -0.1"),
         (["--screen-fraction", "0"], "--screen-fraction must be above 0 and at most 1, got 0"),
         (["--screen-epochs", "0"], "--screen-epochs must be at least 1, got 0"),
+        (["--screen-trial-share", "0"], "--screen-trial-share must be above 0 and at most 1, got 0"),
+        (["--screen-trial-share", "1.5"], "--screen-trial-share must be above 0 and at most 1, got 1.5"),
         (["--time-budget-s", "0"], "--time-budget-s must be above 0, got 0"),
         (["--seed", "-1"], "--seed must be at least 0, got -1"),
         (["--startup-trials", "0"], "--startup-trials must be at least 1, got 0"),
@@ -186,6 +188,12 @@ def test_a_time_budget_alone_runs_trials_until_it_ends() -> None:
     assert new_settings("--time-budget-s", "600", "--num-samples", "4").num_samples == 4
     with pytest.raises(SettingsError, match="--num-samples -1 .* needs --time-budget-s"):
         new_settings("--num-samples", "-1")
+
+
+def test_a_screening_trial_may_train_for_a_share_of_the_screening_stage() -> None:
+    assert new_settings("--time-budget-s", "600").screen_trial_seconds == 600 * 0.4 * 0.5
+    assert new_settings("--time-budget-s", "600", "--screen-trial-share", "0.25").screen_trial_seconds == 600 * 0.4 * 0.25
+    assert new_settings("--num-samples", "4").screen_trial_seconds is None, "no budget, no screening, no limit"
 
 
 def test_a_time_budgeted_search_screens_first_unless_told_not_to() -> None:

@@ -34,6 +34,12 @@ def replan(planned: int, finished: int, seconds_per_epoch: float, seconds_left: 
     return max(finished, min(ceiling, fitting))
 
 
+def outruns(elapsed_s: float, seconds_per_epoch: float, epochs_left: int, most_s: float | None) -> bool:
+    """True when `epochs_left` more epochs at `seconds_per_epoch`, after `elapsed_s`, would end past `most_s` seconds
+    (None: no limit): a screening trial so slow stops instead (`tuning.optimization.screening`)."""
+    return most_s is not None and epochs_left > 0 and elapsed_s + seconds_per_epoch * epochs_left > most_s
+
+
 class EpochPace:
     """Seconds an epoch takes since training (re)started, the first epoch left out once there are others: it also
     traces the graph, so counting it would shrink a plan for good."""

@@ -24,7 +24,10 @@ SCREEN_IMAGES_KEY = "screen_train_images"
 """The config key of a screening trial's training images: a class-balanced subset of the search's training split."""
 SCREEN_EPOCHS_KEY = "screen_epochs"
 """The config key of a screening trial's epochs: its complete, short schedule."""
-FIDELITY_KEYS = (TRIAL_NUMBER_KEY, SCREEN_IMAGES_KEY, SCREEN_EPOCHS_KEY)
+SCREEN_SECONDS_KEY = "screen_most_seconds"
+"""The config key of the most wall-clock seconds a screening trial may train: one whose pace says its schedule would end
+later stops after the epoch that says so."""
+FIDELITY_KEYS = (TRIAL_NUMBER_KEY, SCREEN_IMAGES_KEY, SCREEN_EPOCHS_KEY, SCREEN_SECONDS_KEY)
 """Config keys that say which trial it is and what it trains on, not how the model is built."""
 STEP_KEY = "training_iteration"
 """Tune's count of a trial's results, one an epoch: the step of every per-epoch record and ASHA's time axis."""

@@ -7,6 +7,10 @@ screening study's best configurations, as many as trials run at once, are queued
 train on all the images until the budget ends; TPE proposes any later trial from that study. Each study holds values
 scored on one set of terms, so TPE never compares a screening score with a full one; both score on the same validation
 images, so the champion's choice may take any trial.
+
+A screening trial may train for at most a share of the screening stage (`--screen-trial-share`): one whose pace says
+its schedule would end later stops after the epoch that says so, and its study is told PRUNED, so one slow draw cannot
+take the stage's time from the configurations after it, TPE learns that it cost too much, and it is never promoted.
 """
 
 from __future__ import annotations
@@ -21,20 +25,23 @@ from typing import Any
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
-from tuning.optimization.objective import SCREEN_EPOCHS_KEY, SCREEN_IMAGES_KEY
+from tuning.optimization.objective import SCREEN_EPOCHS_KEY, SCREEN_IMAGES_KEY, SCREEN_SECONDS_KEY
 from tuning.optimization.study_searcher import StoredStudySearcher
 
 
 @dataclass(frozen=True)
 class Fidelity:
-    """What a screening trial trains: `train_images` of the training split, for a complete `epochs`-epoch schedule."""
+    """What a screening trial trains: `train_images` of the training split, for a complete `epochs`-epoch schedule,
+    in at most `most_seconds` (None: no limit)."""
 
     train_images: int
     epochs: int
+    most_seconds: float | None = None
 
-    def config(self) -> dict[str, int]:
+    def config(self) -> dict[str, float]:
         """The keys a screening trial's config carries, which `train_cnn` reads."""
-        return {SCREEN_IMAGES_KEY: self.train_images, SCREEN_EPOCHS_KEY: self.epochs}
+        limit = {} if self.most_seconds is None else {SCREEN_SECONDS_KEY: self.most_seconds}
+        return {SCREEN_IMAGES_KEY: self.train_images, SCREEN_EPOCHS_KEY: self.epochs, **limit}
 
 
 class ScreeningSearcher(Searcher):

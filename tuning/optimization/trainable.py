@@ -18,7 +18,7 @@ from fmnist.config import ModelConfig
 from fmnist.data import Split, stratified_subset
 from fmnist.evaluation import evaluate
 from tuning.optimization.devices import use_assigned_devices
-from tuning.optimization.epoch_plan import EpochPace, replan
+from tuning.optimization.epoch_plan import EpochPace, outruns, replan
 from tuning.optimization.objective import (
     CONFUSION_MATRIX_KEY,
     DEVICE_KEY,
@@ -26,6 +26,7 @@ from tuning.optimization.objective import (
     PLANNED_EPOCHS_KEY,
     SCREEN_EPOCHS_KEY,
     SCREEN_IMAGES_KEY,
+    SCREEN_SECONDS_KEY,
 )
 
 if TYPE_CHECKING:
@@ -50,7 +51,8 @@ def train_cnn(
     the report's wait for the driver to ask for the next epoch.
 
     A screening trial's config says its fidelity: it trains on a class-balanced `screen_train_images` of `train` for
-    `screen_epochs` instead of `max_epochs` (`tuning.optimization.screening`).
+    `screen_epochs` instead of `max_epochs` (`tuning.optimization.screening`), and stops before its plan ends when its
+    pace says the plan would end after `screen_most_seconds` from its start.
 
     `train` and `validation` arrive through Ray's object store (`tune.with_parameters`).
     A restarted trial continues from its last checkpoint.
@@ -59,6 +61,8 @@ def train_cnn(
 
     from fmnist.model import learning_rate_callbacks, one_hot
 
+    trial_started = time.time()
+    most_seconds = config.get(SCREEN_SECONDS_KEY)
     device = use_assigned_devices()
     keras.backend.clear_session()  # a reused process lets go of the previous trial's model
     keras.utils.set_random_seed(seed)
@@ -85,13 +89,16 @@ def train_cnn(
             **validation_metrics(model, validation),
         }
         validated = time.perf_counter()
-        planned = replan(planned, epoch, pace.epoch_ended(), None if deadline is None else deadline - time.time(), max_epochs)
+        seconds_per_epoch = pace.epoch_ended()
+        planned = replan(planned, epoch, seconds_per_epoch, None if deadline is None else deadline - time.time(), max_epochs)
         with tempfile.TemporaryDirectory() as directory:
             model.save(Path(directory) / MODEL_FILE)
             (Path(directory) / STATE_FILE).write_text(json.dumps({EPOCH_KEY: epoch, PLANNED_EPOCHS_KEY: planned}))
             metrics |= {PLANNED_EPOCHS_KEY: planned, "time_fit_s": fitted - started, "time_validation_s": validated - fitted,
                         "time_checkpoint_s": time.perf_counter() - validated}
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+        if outruns(time.time() - trial_started, seconds_per_epoch, planned - epoch, most_seconds):
+            return
 
 
 def validation_metrics(model: keras.Model, validation: Split) -> dict[str, Any]:

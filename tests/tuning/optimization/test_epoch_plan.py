@@ -8,7 +8,7 @@ from itertools import pairwise
 import pytest
 
 from fmnist.model import cosine_rate
-from tuning.optimization.epoch_plan import EpochPace, replan
+from tuning.optimization.epoch_plan import EpochPace, outruns, replan
 
 
 def test_without_a_budget_the_plan_stays() -> None:
@@ -24,6 +24,13 @@ def test_the_plan_grows_back_when_epochs_speed_up() -> None:
     """A slow first epoch shrank the plan; the epochs after it are faster, and the budget's rest is used."""
     assert replan(planned=20, finished=1, seconds_per_epoch=30.0, seconds_left=3_000.0, most=27) == 27
     assert replan(planned=20, finished=10, seconds_per_epoch=30.0, seconds_left=3_000.0, most=27) == 22, "no further than the rate allows"
+
+
+def test_a_trial_outruns_its_limit_when_its_epochs_left_would_end_after_it() -> None:
+    assert outruns(elapsed_s=50.0, seconds_per_epoch=45.0, epochs_left=1, most_s=90.0)
+    assert not outruns(elapsed_s=40.0, seconds_per_epoch=45.0, epochs_left=1, most_s=90.0)
+    assert not outruns(elapsed_s=500.0, seconds_per_epoch=45.0, epochs_left=0, most_s=90.0), "a finished plan ends anyway"
+    assert not outruns(elapsed_s=500.0, seconds_per_epoch=45.0, epochs_left=3, most_s=None), "no limit"
 
 
 def test_without_a_ceiling_a_plan_never_grows() -> None:

@@ -11,7 +11,7 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
 from tuning.optimization import stored_study
-from tuning.optimization.objective import SCREEN_EPOCHS_KEY, SCREEN_IMAGES_KEY, TRIAL_NUMBER_KEY, trial_name
+from tuning.optimization.objective import SCREEN_EPOCHS_KEY, SCREEN_IMAGES_KEY, SCREEN_SECONDS_KEY, TRIAL_NUMBER_KEY, trial_name
 from tuning.optimization.screening import Fidelity, ScreeningSearcher
 from tuning.optimization.stored_study import screen_study_name
 from tuning.optimization.study_searcher import StoredStudySearcher
@@ -92,6 +92,35 @@ def test_screening_starts_no_trial_it_expects_to_end_after_its_share(tmp_path: P
     promoted = searcher.suggest("full_0")
     assert isinstance(promoted, dict) and SCREEN_IMAGES_KEY not in promoted and promoted["quality"] == 0.3
     assert not searcher.screening
+
+
+def test_a_screening_trial_that_stopped_over_its_time_limit_is_pruned_and_never_promoted(tmp_path: Path) -> None:
+    """The best draw stops after 1 of its 2 epochs (its pace said it would outrun its limit): no complete score."""
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    nothing = stored_study.WarmStart([], 0)
+    storage = stored_study.open_storage(url)
+    fidelity = Fidelity(train_images=500, epochs=2, most_seconds=30.0)
+    stored_study.create(storage, screen_study_name("full"), _terms(2, 500), FIRST_POINTS, nothing)
+    stored_study.create(storage, "full", _terms(FULL_EPOCHS, None), [], nothing)
+    screen, full = (StoredStudySearcher(url, name, SPACE, metric="val_accuracy", mode="max", max_epochs=epochs, seed=0,
+                                        startup_trials=2) for name, epochs in [(screen_study_name("full"), 2), ("full", FULL_EPOCHS)])
+    screen_until = time.time() + 2.0
+    searcher = ScreeningSearcher(screen, full, fidelity, screen_until=screen_until, promoted=1)
+    configs = [searcher.suggest(f"screen_{index}") for index in range(3)]
+    assert all(config[SCREEN_SECONDS_KEY] == 30.0 for config in configs), "each screening trial carries its limit"  # type: ignore[index]
+    for index, config in enumerate(configs):
+        epochs = 1 if config["quality"] == 0.9 else 2  # type: ignore[index]
+        for epoch in range(1, epochs + 1):
+            result = {"val_accuracy": config["quality"], "training_iteration": epoch, "planned_epochs": 2}  # type: ignore[index]
+            searcher.on_trial_result(f"screen_{index}", result)
+        searcher.on_trial_complete(f"screen_{index}", result)
+    time.sleep(max(0.0, screen_until - time.time()) + 0.05)
+    promoted = searcher.suggest("full_0")
+    searcher.flush()
+
+    assert promoted["quality"] == 0.6, "the best complete screening score is promoted, not the stopped trial's"  # type: ignore[index]
+    states = {trial.params["quality"]: trial.state for trial in screen.study.trials}
+    assert states == {0.3: TrialState.COMPLETE, 0.9: TrialState.PRUNED, 0.6: TrialState.COMPLETE}
 
 
 def test_a_search_resumed_while_screening_promotes_at_once(tmp_path: Path) -> None:

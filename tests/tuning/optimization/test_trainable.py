@@ -13,7 +13,7 @@ from ray import tune
 
 from fmnist.data import stratified_split, stratified_subset
 from fmnist.model import cosine_rate
-from tuning.optimization.objective import PLANNED_EPOCHS_KEY, SCREEN_EPOCHS_KEY, SCREEN_IMAGES_KEY
+from tuning.optimization.objective import PLANNED_EPOCHS_KEY, SCREEN_EPOCHS_KEY, SCREEN_IMAGES_KEY, SCREEN_SECONDS_KEY
 from tuning.optimization.trainable import train_cnn
 
 MAX_EPOCHS = 500
@@ -52,6 +52,14 @@ def test_a_trial_plans_the_epochs_that_fit_before_the_deadline_and_ends_with_the
 
 @pytest.mark.slow
 def test_a_screening_trial_trains_its_share_of_the_images_for_its_own_short_schedule(dataset, tmp_path: Path) -> None:
-    history, validation_images = _one_trial(dataset, tmp_path, {"batch_size": 64, SCREEN_IMAGES_KEY: 160, SCREEN_EPOCHS_KEY: 2})
+    history, validation_images = _one_trial(dataset, tmp_path, {"batch_size": 64, SCREEN_IMAGES_KEY: 160, SCREEN_EPOCHS_KEY: 2,
+                                                                SCREEN_SECONDS_KEY: 600.0})
     assert history["train_images"].tolist() == [160, 160], "a class-balanced 160 of the 480 training images, twice"
     assert history[PLANNED_EPOCHS_KEY].tolist() == [2, 2] and validation_images == 120
+
+
+@pytest.mark.slow
+def test_a_screening_trial_whose_pace_outruns_its_time_limit_stops_before_its_plan_ends(dataset, tmp_path: Path) -> None:
+    history, _ = _one_trial(dataset, tmp_path, {"batch_size": 64, SCREEN_IMAGES_KEY: 160, SCREEN_EPOCHS_KEY: 3,
+                                                SCREEN_SECONDS_KEY: 0.5})
+    assert len(history) == 1 and history[PLANNED_EPOCHS_KEY].tolist() == [3], "one epoch of its 3 said the rest ends too late"
