@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import optuna
+import pytest
+
+from tuning.optimization import stored_study
 
 
 def _study_where_only_the_learning_rate_matters(trials: int) -> optuna.Study:
@@ -22,7 +27,7 @@ def test_a_dimension_the_scores_follow_stands_above_noise_and_one_they_ignore_do
     from parameter_importances import importances, rows, with_decoys
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    table = rows(importances(with_decoys(_study_where_only_the_learning_rate_matters(40), decoys=5), seeds=3))
+    table = rows(importances(with_decoys([_study_where_only_the_learning_rate_matters(40)], decoys=5), seeds=3))
     assert [row["dimension"] for row in table] == ["learning_rate", "dropout_1"]
     assert table[0]["low"] > 0.8 and table[0]["above_noise"]
     assert not table[1]["above_noise"]
@@ -37,3 +42,20 @@ def test_the_largest_study_of_a_storage_is_read_by_default(tmp_path) -> None:
         for _ in range(trials):
             study.tell(study.ask({"x": optuna.distributions.FloatDistribution(0, 1)}), 0.0)
     assert largest_study(storage) == "search-screen"
+
+
+def test_studies_scored_on_the_same_terms_pool_and_others_are_refused_naming_the_file() -> None:
+    from parameter_importances import common_terms, with_decoys
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    halves = [_study_where_only_the_learning_rate_matters(20), _study_where_only_the_learning_rate_matters(15)]
+    terms = {"metric": "val_accuracy", "max_epochs": 2, "train_size": 27000}
+    for study in halves:
+        study.set_user_attr(stored_study.SCORED_ON_ATTR, terms)
+    files = {Path("a.db"): halves[0], Path("b.db"): halves[1]}
+    assert common_terms(files) == terms
+    assert len(with_decoys(halves, decoys=2).trials) == 35, "every finished trial of both"
+
+    halves[1].set_user_attr(stored_study.SCORED_ON_ATTR, {**terms, "max_epochs": 3})
+    with pytest.raises(ValueError, match=r"^b\.db: study .* scored on other terms than a\.db's \(max_epochs\); its scores do not pool$"):
+        common_terms(files)
