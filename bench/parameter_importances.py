@@ -12,7 +12,7 @@ once for each of --seeds forest seeds, so a reader sees how far an importance mo
 searched dimensions stand --decoys dimensions drawn at random for each trial, which the scores cannot follow: the
 highest decoy's mean importance is the share a forest over this many trials gives to noise, and a dimension stands
 above noise when its mean importance is at least twice that (a decoy itself may land above an ignored dimension); one
-that does not, in a study that meets the acceptance below, shows no effect. Writes
+that does not, in a study that meets the acceptance below and tried several of its values, shows no effect. Writes
 docs/results/parameter_importances_<name>.json. Acceptance: the study holds at least 30 finished trials, the count
 below which a forest of this many dimensions reads noise (with fewer, the figures are printed and not read as
 evidence).
@@ -86,12 +86,22 @@ def decoy_level(by_dimension: dict[str, list[float]]) -> float:
     return max(statistics.fmean(values) for name, values in by_dimension.items() if name.startswith(DECOY_PREFIX))
 
 
-def rows(by_dimension: dict[str, list[float]]) -> list[dict[str, Any]]:
-    """One row a searched dimension, most important first: the mean, lowest and highest importance and whether it
-    stands above noise (a mean of at least NOISE_MARGIN times the decoys')."""
+def distinct_values(study: optuna.Study) -> dict[str, int]:
+    """How many values of each dimension the study's finished trials tried: a forest cannot tell the effect of a
+    dimension its sampler barely moved."""
+    seen: dict[str, set[Any]] = {}
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        for name, value in trial.params.items():
+            seen.setdefault(name, set()).add(value)
+    return {name: len(values) for name, values in seen.items()}
+
+
+def rows(by_dimension: dict[str, list[float]], tried: dict[str, int]) -> list[dict[str, Any]]:
+    """One row a searched dimension, most important first: the mean, lowest and highest importance, whether it
+    stands above noise (a mean of at least NOISE_MARGIN times the decoys') and how many of its values were tried."""
     level = decoy_level(by_dimension)
     table = [{"dimension": name, "mean": statistics.fmean(values), "low": min(values), "high": max(values),
-              "above_noise": statistics.fmean(values) >= NOISE_MARGIN * level}
+              "above_noise": statistics.fmean(values) >= NOISE_MARGIN * level, "values_tried": tried[name]}
              for name, values in by_dimension.items() if not name.startswith(DECOY_PREFIX)]
     return sorted(table, key=lambda row: row["mean"], reverse=True)
 
@@ -99,10 +109,10 @@ def rows(by_dimension: dict[str, list[float]]) -> list[dict[str, Any]]:
 def markdown_table(record: dict[str, Any]) -> str:
     """The docs' table of an importances results file (`--table FILE`)."""
     figures = record["figures"]
-    lines = [f"| dimension | importance (mean of {figures['seeds']} forest seeds) | lowest | highest | above noise |",
-             "|---|---|---|---|---|"]
+    header = f"| dimension | importance (mean of {figures['seeds']} forest seeds) | lowest | highest | above noise | values tried |"
+    lines = [header, "|---|---|---|---|---|---|"]
     lines += [f"| {row['dimension']} | {row['mean']:.3f} | {row['low']:.3f} | {row['high']:.3f} | "
-              f"{'yes' if row['above_noise'] else 'no'} |" for row in figures["rows"]]
+              f"{'yes' if row['above_noise'] else 'no'} | {row['values_tried']} |" for row in figures["rows"]]
     metric = figures["scored_on"].get("metric", "its objective")
     files = [Path(path).name for path in figures["files"]]
     label = f"Study `{figures['studies'][0]}` of {files[0]}" if len(files) == 1 else (
@@ -143,11 +153,12 @@ def main() -> int:
     finished = sum(len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) for study in studies.values())
     if finished < 2:
         parser.error(f"{', '.join(map(str, studies))}: {finished} finished trials; importances need 2 or more")
-    by_dimension = importances(with_decoys(list(studies.values()), options.decoys), options.seeds)
+    pooled = with_decoys(list(studies.values()), options.decoys)
+    by_dimension = importances(pooled, options.seeds)
     names = [study.study_name for study in studies.values()]
     figures = {"studies": names, "files": [str(path) for path in studies], "finished_trials": finished,
                "scored_on": scored_on, "seeds": options.seeds,
-               "decoys": options.decoys, "decoy_level": decoy_level(by_dimension), "rows": rows(by_dimension)}
+               "decoys": options.decoys, "decoy_level": decoy_level(by_dimension), "rows": rows(by_dimension, distinct_values(pooled))}
     record = {"figures": figures}
     print(markdown_table(record))
     checks = [(f"the study holds at least {MIN_TRIALS} finished trials", finished >= MIN_TRIALS)]

@@ -253,10 +253,12 @@ def _new_tuner(
     settings: SearchSettings, space: SearchSpace, trainable: Any, mlflow: MLflowTrialsCallback, deadline: float | None,
     concurrent_trials: int, fidelity: screening.Fidelity,
 ) -> tune.Tuner:
-    searcher = _searcher(settings, space, settings.name, settings.max_epochs, deadline)
+    own_seed, screen_seed = settings.sampler_seeds
+    searcher = _searcher(settings, space, settings.name, settings.max_epochs, deadline, own_seed)
     if settings.screens:
         assert deadline is not None and settings.time_budget_s is not None, "a search screens only on a time budget"
-        screen = _searcher(settings, space, stored_study.screen_study_name(settings.name), fidelity.epochs, deadline)
+        screen = _searcher(settings, space, stored_study.screen_study_name(settings.name), fidelity.epochs, deadline,
+                           screen_seed)
         screen_until = deadline - settings.time_budget_s * (1 - settings.screen_share)
         searcher = screening.ScreeningSearcher(screen, searcher, fidelity, screen_until=screen_until,
                                                promoted=concurrent_trials)
@@ -297,10 +299,10 @@ def _new_tuner(
 
 
 def _searcher(settings: SearchSettings, space: SearchSpace, study_name: str, max_epochs: int,
-              deadline: float | None) -> StoredStudySearcher:
+              deadline: float | None, seed: int) -> StoredStudySearcher:
     return StoredStudySearcher(
         settings.study_storage, study_name, space.optuna_distributions(), metric=settings.metric, mode=settings.mode,
-        max_epochs=max_epochs, seed=settings.seed, startup_trials=settings.startup_trials, deadline=deadline,
+        max_epochs=max_epochs, seed=seed, startup_trials=settings.startup_trials, deadline=deadline,
     )
 
 

@@ -103,6 +103,12 @@ class SearchSettings:
         return self.time_budget_s is not None and self.screen_share > 0
 
     @property
+    def sampler_seeds(self) -> tuple[int, int]:
+        """The seeds of TPE over the search's own study and over its screening study: in a search that screens they
+        differ, so that TPE's random start-up in its own study does not propose screening's draws again."""
+        return (self.seed + 1 if self.screens else self.seed), self.seed
+
+    @property
     def screen_trial_seconds(self) -> float | None:
         """The most wall-clock seconds a screening trial may train; None for a search that does not screen."""
         if not self.screens:

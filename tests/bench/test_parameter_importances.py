@@ -24,11 +24,13 @@ def _study_where_only_the_learning_rate_matters(trials: int) -> optuna.Study:
 
 
 def test_a_dimension_the_scores_follow_stands_above_noise_and_one_they_ignore_does_not() -> None:
-    from parameter_importances import importances, rows, with_decoys
+    from parameter_importances import distinct_values, importances, rows, with_decoys
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    table = rows(importances(with_decoys([_study_where_only_the_learning_rate_matters(40)], decoys=5), seeds=3))
+    pooled = with_decoys([_study_where_only_the_learning_rate_matters(40)], decoys=5)
+    table = rows(importances(pooled, seeds=3), distinct_values(pooled))
     assert [row["dimension"] for row in table] == ["learning_rate", "dropout_1"]
+    assert [row["values_tried"] for row in table] == [40, 40], "each trial drew its own continuous values"
     assert table[0]["low"] > 0.8 and table[0]["above_noise"]
     assert not table[1]["above_noise"]
 

@@ -196,6 +196,13 @@ def test_a_screening_trial_may_train_for_a_share_of_the_screening_stage() -> Non
     assert new_settings("--num-samples", "4").screen_trial_seconds is None, "no budget, no screening, no limit"
 
 
+def test_a_search_that_screens_seeds_tpe_over_its_own_study_apart_from_screening_s() -> None:
+    """Equal seeds would make TPE's random start-up in the search's own study propose screening's first draws again."""
+    own, screen = new_settings("--seed", "3").sampler_seeds
+    assert own != screen and screen == 3
+    assert new_settings("--seed", "3", "--num-samples", "4").sampler_seeds[0] == 3, "no screening: the search's own seed"
+
+
 def test_a_time_budgeted_search_screens_first_unless_told_not_to() -> None:
     assert new_settings().screens and new_settings("--time-budget-s", "60").screens
     assert not new_settings("--time-budget-s", "60", "--screen-share", "0").screens
