@@ -18,6 +18,7 @@ from ray import tune
 from ray.exceptions import RayActorError, RayTaskError
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler
+from sqlalchemy.exc import SQLAlchemyError
 
 from fmnist.data import (
     DatasetError,
@@ -190,6 +191,7 @@ def search_trials(search: PreparedSearch, trial_function: TrialFunction) -> Fini
         except MlflowException as error:
             print(f"the search's MLflow run stays RUNNING ({first_line(error)})", file=sys.stderr)
         return 130
+    _close_unfinished_trials(settings)
     if results.num_terminated == 0:
         print(f"error: all {len(results)} trials failed; the first: {results.errors[0]!s:.300}", file=sys.stderr)
         return 1
@@ -198,6 +200,18 @@ def search_trials(search: PreparedSearch, trial_function: TrialFunction) -> Fini
         print(f"error: no trial kept a checkpoint with a finite {settings.metric}", file=sys.stderr)
         return 1
     return FinishedSearch(results, validation, parent_run_id, mlflow, leaders)
+
+
+def _close_unfinished_trials(settings: SearchSettings) -> None:
+    """Close the trials the end of the budget left RUNNING in the search's studies; a database that cannot be reached
+    now costs the search nothing but a line."""
+    names = [settings.name, *([stored_study.screen_study_name(settings.name)] if settings.screens else [])]
+    try:
+        storage = stored_study.open_storage(settings.study_storage)
+        for name in names:
+            stored_study.close_unfinished(storage, name)
+    except (stored_study.StudyError, SQLAlchemyError) as error:
+        print(f"the study's trials still running at the end stay RUNNING ({first_line(error)})", file=sys.stderr)
 
 
 def crown_champion(search: PreparedSearch, finished: FinishedSearch, evaluator: ray.actor.ActorHandle) -> int:

@@ -154,6 +154,7 @@ def test_a_time_budget_screens_on_a_share_of_the_images_then_trains_the_best_on_
     best_screened = max(screened, key=lambda trial: trial.value)
     assert full.trials and full.trials[0].params == best_screened.params, "the best screened trains on all the images"
     assert full.trials[0].state == TrialState.COMPLETE and full.trials[0].last_step >= 1, "it trained its own plan to its end"
+    assert not [trial for trial in [*screen.trials, *full.trials] if trial.state == TrialState.RUNNING], "none left running"
     with sqlite3.connect(tmp_path / "mlflow.db") as database:
         runs = dict(database.execute("SELECT runs.name, params.value FROM runs LEFT JOIN params ON params.run_uuid = "
                                      "runs.run_uuid AND params.key = 'screen_train_images' WHERE runs.name != 'screened'"))

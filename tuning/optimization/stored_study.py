@@ -142,6 +142,17 @@ def create(
     return study
 
 
+def close_unfinished(storage: optuna.storages.BaseStorage, name: str) -> int:
+    """Close the trials of study `name` still RUNNING after its search ended, and say how many: Tune stops the trials
+    running when its time budget ends without telling the searcher. Each becomes PRUNED at its last epoch's value, or
+    FAIL when no epoch ended, so that optuna-dashboard and later warm starts do not take it for one still training."""
+    study = optuna.load_study(study_name=name, storage=storage)
+    unfinished = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for trial in unfinished:  # Optuna's tell gives a pruned trial its last step's value
+        study.tell(trial.number, state=TrialState.PRUNED if trial.intermediate_values else TrialState.FAIL)
+    return len(unfinished)
+
+
 def warm_start_trials(
     storage: optuna.storages.BaseStorage, sources: tuple[str, ...], distributions: dict[str, BaseDistribution],
     fixed: dict[str, Any], terms: ScoringTerms,
