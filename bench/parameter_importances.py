@@ -2,7 +2,7 @@
 
 Usage (after a search, alone on the machine or not: it trains nothing):
     python bench/parameter_importances.py STUDIES/fmnist-tune-same-start-s0.db [MORE.db ...] [--study NAME] [--seeds 5]
-    python bench/parameter_importances.py --table docs/results/parameter_importances_60min.json
+    python bench/parameter_importances.py --table docs/results/parameter_importances_screening.json
 
 Reads one study of each Optuna storage given (by default the one with the most trials, which in a search that
 screens is its screening study), pools their finished trials when every study was scored on the same terms (metric,
